@@ -1,0 +1,128 @@
+"""Command line: `python -m pmrl_bench <verb> ...`. Verbs import their heavy modules lazily."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from pmrl_bench.errors import BenchError
+
+EPILOG = """examples:
+  python -m pmrl_bench list methods
+  python -m pmrl_bench run --method pmrl                      # embedded synthetic task, seed 0
+  python -m pmrl_bench run --method gram --task synthetic --seeds 0 1 2 --set epochs=5
+  python -m pmrl_bench leaderboard                            # regenerate results/LEADERBOARD.md
+  python -m pmrl_bench compare --task synthetic --methods pmrl gram
+  python -m pmrl_bench sweep slurm/sweeps/synthetic.yaml --executor local --dry-run
+"""
+
+# verb -> "module:function"; each function takes the parsed namespace and returns an exit code
+HANDLERS = {
+    "list": "pmrl_bench.cli:cmd_list",
+    "run": "pmrl_bench.runner:cli_run",
+    "sweep": "pmrl_bench.sweep:cli_sweep",
+    "status": "pmrl_bench.sweep:cli_status",
+    "leaderboard": "pmrl_bench.leaderboard:cli_leaderboard",
+    "compare": "pmrl_bench.compare:cli_compare",
+    "validate": "pmrl_bench.validate:cli_validate",
+    "data": "pmrl_bench.datacli:cli_data",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every verb."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pmrl_bench",
+        description="Benchmark multimodal alignment objectives and build significance-tested leaderboards.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = sub.add_parser("list", help="list registered methods and tasks")
+    p.add_argument("what", nargs="?", choices=["methods", "tasks", "adapters"], default=None)
+
+    p = sub.add_parser("run", help="train and evaluate one method on one task for some seeds")
+    p.add_argument("--method", required=True, help="registered method name (see `list methods`)")
+    p.add_argument("--task", default=None, help="task name (default: the embedded synthetic task)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method, train or data setting (repeatable), e.g. tau1=0.1 or train.epochs=5")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--force", action="store_true", help="re-run even if a result with this run_id exists")
+
+    p = sub.add_parser("sweep", help="run a grid of runs locally or as SLURM job arrays (submit and exit)")
+    p.add_argument("sweep_file")
+    p.add_argument("--executor", choices=["slurm", "local", "debug"], default=None)
+    p.add_argument("--profile", default=None, help="slurm/profiles/<cluster>.yaml (overrides the sweep's)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, submit nothing")
+    p.add_argument("--results-dir", default=None)
+
+    p = sub.add_parser("status", help="state of every run of a sweep (result files first, then the scheduler)")
+    p.add_argument("sweep_file")
+    p.add_argument("--results-dir", default=None)
+
+    p = sub.add_parser("leaderboard", help="regenerate the leaderboard Markdown from result files")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--out", default=None, help="default: <results-dir>/LEADERBOARD.md")
+    p.add_argument("--correction", choices=["holm", "bh"], default="holm")
+    p.add_argument("--poi", action="store_true", help="add the probability-of-improvement column")
+    p.add_argument("--config", action="append", default=[], metavar="METHOD=HASH",
+                   help="use only this config hash of a method")
+
+    p = sub.add_parser("compare", help="paired significance test of two methods on one task")
+    p.add_argument("--task", required=True)
+    p.add_argument("--methods", nargs=2, required=True, metavar=("A", "B"))
+    p.add_argument("--metric", default=None, help="default: the task's primary metric")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--config", action="append", default=[], metavar="METHOD=HASH")
+
+    p = sub.add_parser("validate", help="check result files against the record schema")
+    p.add_argument("path", nargs="?", default="results")
+
+    p = sub.add_parser("data", help="prepare data, fill or check the feature cache")
+    p.add_argument("action", choices=["extract", "check", "prepare"])
+    p.add_argument("target", nargs="?", default=None, help="dataset to prepare (for `prepare`)")
+    p.add_argument("--task", default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--device", default="cpu")
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print registered methods, tasks and adapters with one-line descriptions."""
+    from pmrl_bench.registry import adapter_names, method_names
+    from pmrl_bench.task import parse_task_file, task_files
+
+    if args.what in (None, "methods"):
+        print("methods:")
+        for name, doc in method_names().items():
+            print(f"  {name:<14} {doc}")
+    if args.what in (None, "tasks"):
+        print("tasks:")
+        for name, path in task_files().items():
+            spec = parse_task_file(path)
+            print(f"  {name:<24} {spec.kind:<15} {spec.description.splitlines()[0] if spec.description else ''}")
+    if args.what == "adapters":
+        print("adapters:")
+        for name, doc in adapter_names().items():
+            print(f"  {name:<14} {doc}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; user errors print one line and return 2."""
+    args = build_parser().parse_args(argv)
+    module_name, func_name = HANDLERS[args.verb].split(":")
+    try:
+        handler = getattr(importlib.import_module(module_name), func_name)
+        return int(handler(args) or 0)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,124 @@
+"""Resolve a run's configuration (task defaults + method defaults + `--set` overrides) and its identity."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from pmrl_bench.errors import BenchError, unknown_name
+from pmrl_bench.registry import get_method
+from pmrl_bench.task import TaskSpec, TrainConfig, load_task
+
+SECTIONS = {"method": "method_params", "train": "train", "data": "data", "encoders": "encoders"}
+# Keys that say where things are, not what is computed: left out of run_id and config_hash.
+NON_IDENTITY_DATA_KEYS = frozenset({"data_dir", "features_root", "cache_dir"})
+NON_IDENTITY_ENCODER_KEYS = frozenset({"batch_size", "device"})
+
+
+def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
+    """Parse `key=value` strings; values are read as YAML scalars (`0.1`, `true`, `[1, 2]`)."""
+    out = []
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise BenchError(f"--set expects key=value, got {pair!r}")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.strip(), value))
+    return out
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if default is None or isinstance(value, type(default)):
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise BenchError(f"--set {key}: expected {type(default).__name__}, got {value!r}")
+
+
+def _apply(config: dict[str, Any], key: str, value: Any) -> None:
+    head, _, rest = key.partition(".")
+    if head in SECTIONS and rest:
+        section, path = SECTIONS[head], rest.split(".")
+    else:
+        owners = [s for s in ("method_params", "train", "data") if key in config[s]]
+        if len(owners) > 1:
+            alts = " or ".join(f"{k}.{key}" for k, v in SECTIONS.items() if v in owners)
+            raise BenchError(f"--set {key} is ambiguous; write {alts}")
+        if not owners:
+            if key in NON_IDENTITY_DATA_KEYS:
+                owners = ["data"]
+            else:
+                known = [k for s in ("method_params", "train", "data") for k in config[s]]
+                raise unknown_name("--set key", key, known + [f"{k}.<key>" for k in SECTIONS])
+        section, path = owners[0], [key]
+    node = config[section]
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise BenchError(f"--set {key}: {part!r} is not a mapping")
+    leaf = path[-1]
+    if section in ("method_params", "train") and len(path) == 1:
+        if leaf not in node:
+            raise unknown_name(f"--set key for {section.replace('_params', '')}", leaf, node)
+        value = _coerce(key, value, node[leaf])
+    node[leaf] = value
+
+
+def resolve_config(task: str | TaskSpec, method: str, overrides: list[tuple[str, Any]] = ()) -> dict[str, Any]:
+    """The fully resolved configuration of a (task, method) pair, without seed."""
+    spec = load_task(task) if isinstance(task, str) else task
+    method_cls = get_method(method)
+    config: dict[str, Any] = {
+        "task": spec.name,
+        "task_version": spec.version,
+        "method": method,
+        "method_params": copy.deepcopy(dict(method_cls.defaults)),
+        "train": spec.train.model_dump(),
+        "data": copy.deepcopy(dict(spec.adapter_args)),
+        "encoders": copy.deepcopy(dict(spec.encoders)),
+    }
+    for key, value in overrides:
+        _apply(config, key, value)
+    try:
+        config["train"] = TrainConfig.model_validate(config["train"]).model_dump()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BenchError(f"--set train.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return config
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a config that determines the outcome (locations and batch sizes of encoders left out)."""
+    ident = copy.deepcopy(config)
+    for key in NON_IDENTITY_DATA_KEYS:
+        ident["data"].pop(key, None)
+    for enc in ident.get("encoders", {}).values():
+        if isinstance(enc, dict):
+            for key in NON_IDENTITY_ENCODER_KEYS:
+                enc.pop(key, None)
+    return ident
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Hash of the outcome-determining config without the seed (one leaderboard entity)."""
+    ident = identity(config)
+    ident.pop("seed", None)
+    return _digest(ident)
+
+
+def run_id(config: dict[str, Any], seed: int) -> str:
+    """Hash of the outcome-determining config including the seed (one result file)."""
+    return _digest({**identity(config), "seed": int(seed)})

@@ -1,0 +1,24 @@
+"""Turn a task's split into features: adapter -> (frozen encoders -> feature cache) -> SplitFeatures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pmrl_bench.features import SplitFeatures
+from pmrl_bench.registry import get_adapter
+from pmrl_bench.task import TaskSpec
+
+
+def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = "cpu") -> SplitFeatures:
+    """Features of the split that plays `role` ('train' or 'test') in this task.
+
+    An adapter returns either `SplitFeatures` directly (synthetic data, pre-extracted features) or a
+    list of items with media references, which are encoded (and cached) here.
+    """
+    adapter = get_adapter(spec.adapter)
+    out = adapter(split=spec.splits[role], **config["data"])
+    if isinstance(out, SplitFeatures):
+        return out
+    from pmrl_bench.encoding import encode_split  # media path: imports transformers lazily
+
+    return encode_split(spec, config, out, role=role, device=device)

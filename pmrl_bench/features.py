@@ -1,0 +1,58 @@
+"""The in-memory form of one split after encoding: per-modality feature rows mapped to items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ModalityFeatures:
+    """Feature rows of one modality: `values[r]` belongs to item `item_index[r]`, named `row_ids[r]`.
+
+    Media modalities usually have one row per item; text may have several (one per caption).
+    """
+
+    values: Tensor
+    item_index: Tensor
+    row_ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2:
+            raise ValueError(f"feature values must be [rows, dim], got {tuple(self.values.shape)}")
+        if len(self.item_index) != len(self.values) or len(self.row_ids) != len(self.values):
+            raise ValueError("values, item_index and row_ids must have the same number of rows")
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[1])
+
+    def one_row_per_item(self, n_items: int) -> bool:
+        """True if row i belongs to item i for every item (the shape candidates need)."""
+        return len(self.values) == n_items and bool(
+            torch.equal(self.item_index, torch.arange(n_items, dtype=self.item_index.dtype))
+        )
+
+
+@dataclass(frozen=True)
+class SplitFeatures:
+    """All modalities of one split, plus item-level fields (class labels for classification)."""
+
+    split: str
+    item_ids: tuple[str, ...]
+    modalities: dict[str, ModalityFeatures]
+    labels: Tensor | None = None
+    label_names: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+
+def single_row_features(values: Tensor, ids: tuple[str, ...]) -> ModalityFeatures:
+    """Features with exactly one row per item, row i belonging to item i."""
+    return ModalityFeatures(values=values, item_index=torch.arange(len(ids)), row_ids=ids)

@@ -1,0 +1,185 @@
+"""One run = (task, method, resolved config, seed): load features, train, evaluate, write the record."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from pmrl_bench.config import config_hash, parse_overrides, resolve_config, run_id
+from pmrl_bench.errors import BenchError
+from pmrl_bench.features import SplitFeatures
+from pmrl_bench.results import RunResult, existing_ok, result_path, write_result
+from pmrl_bench.task import DEFAULT_TASK, TaskSpec, load_task
+
+
+class RunRequest(BaseModel):
+    """A plain, JSON-serialisable description of one run (what a cluster job receives)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = DEFAULT_TASK
+    method: str
+    seed: int = 0
+    overrides: list[tuple[str, Any]] = []
+    results_dir: str = "results"
+    device: str = "cpu"
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A request resolved to its config, identity and result path, before anything is computed."""
+
+    request: RunRequest
+    spec: TaskSpec
+    config: dict[str, Any]
+    run_id: str
+    config_hash: str
+    path: Path
+    done: bool
+
+
+def plan_run(req: RunRequest) -> PlannedRun:
+    """Resolve a request's config and identity, and whether a valid ok result already exists."""
+    spec = load_task(req.task)
+    config = resolve_config(spec, req.method, req.overrides)
+    rid = run_id(config, req.seed)
+    return PlannedRun(
+        request=req,
+        spec=spec,
+        config={**config, "seed": req.seed},
+        run_id=rid,
+        config_hash=config_hash(config),
+        path=result_path(Path(req.results_dir), spec.name, req.method, rid),
+        done=existing_ok(Path(req.results_dir), spec.name, req.method, rid),
+    )
+
+
+def checkpoint_path(results_dir: str | Path, rid: str) -> Path:
+    """Where a run's epoch checkpoint lives while it trains (removed when the record is written)."""
+    return Path(results_dir) / ".checkpoints" / f"{rid}.pt"
+
+
+@lru_cache(maxsize=8)
+def _load_split_cached(task: str, data_key: str, role: str, device: str) -> SplitFeatures:
+    from pmrl_bench.data import load_split
+
+    data = json.loads(data_key)
+    return load_split(load_task(task), data, role, device)
+
+
+def load_features(planned: PlannedRun, role: str, device: str) -> SplitFeatures:
+    """Features of one split, shared across the runs of one process (seeds, methods) with the same data."""
+    data = {"data": planned.config["data"], "encoders": planned.config["encoders"]}
+    return _load_split_cached(planned.spec.name, json.dumps(data, sort_keys=True), role, device)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def execute(req: RunRequest, checkpoint_dir: Path | None = None, label: str | None = None) -> RunResult:
+    """Train and evaluate one run, write its record atomically and return it (skips a done run unless forced).
+
+    User errors (unknown names, missing data) raise BenchError and write nothing. A NaN/Inf loss or an
+    error during training/evaluation writes a `failed` record with the error's first line.
+    """
+    from pmrl_bench.env import environment
+    from pmrl_bench.evaluation import evaluate
+    from pmrl_bench.heads import ProjectionHeads
+    from pmrl_bench.registry import get_method
+    from pmrl_bench.trainer import NonFiniteLoss, train
+
+    planned = plan_run(req)
+    if planned.done and not req.force:
+        from pmrl_bench.results import read_result
+
+        return read_result(planned.path)
+    spec, config, rid = planned.spec, planned.config, planned.run_id
+    label = label or f"[{req.method} {spec.name} seed {req.seed}]"
+    ckpt = (checkpoint_dir / f"{rid}.pt") if checkpoint_dir else checkpoint_path(req.results_dir, rid)
+
+    t0 = time.perf_counter()
+    train_feats = load_features(planned, "train", req.device)
+    test_feats = load_features(planned, "test", req.device)
+    encode_s = time.perf_counter() - t0
+
+    torch.manual_seed(req.seed)
+    tcfg = config["train"]
+    in_dims = {m: train_feats.modalities[m].dim for m in spec.modalities}
+    heads = ProjectionHeads(in_dims, tcfg["embed_dim"], tcfg["head_hidden"], tcfg["head_layers"], tcfg["dropout"])
+    method = get_method(req.method)(spec.modalities, **config["method_params"])
+    heads.to(req.device)
+    method.to(req.device)
+
+    base = dict(
+        run_id=rid, config_hash=planned.config_hash, method=req.method, task=spec.name, seed=req.seed,
+        config=config, env=environment(req.device),
+    )
+    protocol: dict[str, Any] = {
+        "train": train_feats.info, "test": test_feats.info, "caption_policy": dict(spec.caption_policy),
+        "method": method.protocol(), "seeds_affect": "head initialisation and batch order",
+    }
+    timing: dict[str, float] = {"encode_s": encode_s}
+    try:
+        outcome = train(method, heads, train_feats, tcfg, req.seed, rid, req.device, ckpt, label=label)
+        timing["train_s"] = outcome.train_s
+        protocol.update(train_steps=outcome.steps, resumed_from_epoch=outcome.resumed_from_epoch)
+        t1 = time.perf_counter()
+        out = evaluate(spec, method, heads, train_feats, test_feats, req.seed, req.device)
+        timing["eval_s"] = time.perf_counter() - t1
+        protocol.update(out.protocol)
+        record = RunResult(**base, status="ok", metrics=out.metrics, per_query=out.per_query,
+                           eval_set=out.eval_set, protocol=protocol, timing=timing, created_at=_now())
+    except NonFiniteLoss as exc:
+        record = RunResult(**base, status="failed", error=str(exc), failed_step=exc.step,
+                           protocol=protocol, timing=timing, created_at=_now())
+    except BenchError:
+        raise
+    except Exception as exc:  # recorded, not raised: one failing run must not stop a sweep
+        record = RunResult(**base, status="failed", error=_first_line(exc), protocol=protocol,
+                           timing=timing, created_at=_now())
+    write_result(Path(req.results_dir), record)
+    ckpt.unlink(missing_ok=True)
+    return record
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def summary_line(record: RunResult, path: Path) -> str:
+    """One line per finished run: status, headline metrics, train time, where the record is."""
+    head = f"{record.method} {record.task} seed {record.seed}"
+    if record.status != "ok":
+        return f"{head}: FAILED ({record.error}) -> {path}"
+    metrics = "  ".join(f"{k} {v:.1f}" for k, v in list(record.metrics.items())[:4])
+    return f"{head}: {metrics}  (train {record.timing.get('train_s', 0):.1f} s) -> {path}"
+
+
+def cli_run(args: argparse.Namespace) -> int:
+    """`run`: one method on one task for each seed; exit 1 if any run failed."""
+    overrides = parse_overrides(args.overrides)
+    failed = 0
+    for seed in args.seeds:
+        req = RunRequest(task=args.task or DEFAULT_TASK, method=args.method, seed=seed, overrides=overrides,
+                         results_dir=args.results_dir, device=args.device, force=args.force)
+        planned = plan_run(req)
+        if planned.done and not args.force:
+            print(f"skip: {planned.path} exists (run_id {planned.run_id}; use --force to re-run)", file=sys.stderr)
+            continue
+        record = execute(req)
+        print(summary_line(record, planned.path))
+        failed += record.status != "ok"
+    return 1 if failed else 0

@@ -1,0 +1,143 @@
+"""Task files (tasks/*.yaml): parsed into frozen, validated specs that refuse unknown keys."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pmrl_bench.errors import BenchError, unknown_name
+from pmrl_bench.paths import TASKS_DIR, require_dir
+
+DEFAULT_TASK = "synthetic"
+RETRIEVAL_METRICS = ("R@1", "R@5", "R@10", "MdR", "MnR", "MRR")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(_Strict):
+    """Training of the shared heads and the method's own parameters."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    embed_dim: int = Field(64, ge=1)
+    head_hidden: int = Field(256, ge=1)
+    head_layers: int = Field(2, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps (smoke runs)")
+
+
+class RetrievalDirection(_Strict):
+    """One retrieval direction: its metric prefix, the query modality and the candidate modalities."""
+
+    name: str
+    query: list[str]
+    candidates: list[str]
+
+
+class ClassificationSpec(_Strict):
+    """One classification protocol: the modality that is classified and how."""
+
+    name: str
+    input: str
+    mode: Literal["linear_probe", "zero_shot"]
+    prompt: str = "{label}"
+    prompt_modality: str = "text"
+
+
+class TaskSpec(_Strict):
+    """A benchmark task: data, modalities, what is evaluated and the training defaults."""
+
+    name: str
+    version: int = Field(ge=1, description="bump whenever a change alters scores")
+    kind: Literal["retrieval", "classification", "qa"]
+    description: str = ""
+    modalities: list[str]
+    adapter: str
+    adapter_args: dict[str, Any] = {}
+    splits: dict[str, str] = {"train": "train", "test": "test"}
+    caption_policy: dict[str, Literal["all", "first", "paragraph"]] = {"train": "all", "test": "all"}
+    encoders: dict[str, dict[str, Any]] = {}
+    retrieval: list[RetrievalDirection] = []
+    classification: list[ClassificationSpec] = []
+    metrics: list[str] = list(RETRIEVAL_METRICS)
+    primary_metric: str
+    query_group: str | None = None
+    train: TrainConfig = TrainConfig()
+    source: str = ""
+    citation: str = ""
+    license: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskSpec:
+        mods = set(self.modalities)
+        for d in self.retrieval:
+            for m in [*d.query, *d.candidates]:
+                if m not in mods:
+                    raise ValueError(f"retrieval {d.name!r} uses modality {m!r} not in modalities {self.modalities}")
+        for c in self.classification:
+            if c.input not in mods:
+                raise ValueError(f"classification {c.name!r} uses modality {c.input!r} not in modalities")
+        if self.kind == "retrieval" and not self.retrieval:
+            raise ValueError("a retrieval task needs at least one entry under `retrieval`")
+        if self.kind == "classification" and not self.classification:
+            raise ValueError("a classification task needs at least one entry under `classification`")
+        prefixes = [d.name for d in self.retrieval] + [c.name for c in self.classification]
+        if self.primary_metric.split("/")[0] not in prefixes:
+            raise ValueError(f"primary_metric {self.primary_metric!r} does not start with one of {prefixes}")
+        return self
+
+    @property
+    def prefixes(self) -> list[str]:
+        """Metric prefixes in order: retrieval directions, then classification protocols."""
+        return [d.name for d in self.retrieval] + [c.name for c in self.classification]
+
+
+def task_files() -> dict[str, Path]:
+    """Task name -> YAML file, for every tasks/*.yaml."""
+    return {p.stem: p for p in sorted(require_dir(TASKS_DIR).glob("*.yaml"))}
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a task YAML, resolving `include: other.yaml` (the including file's keys win)."""
+    if path in seen:
+        raise BenchError(f"{path}: include cycle through {', '.join(str(p) for p in seen)}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise BenchError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path}: a task file must be a mapping of keys")
+    include = data.pop("include", None)
+    if include:
+        base = _read_yaml(path.parent / include, (*seen, path))
+        data = {**base, **data}
+    return data
+
+
+def parse_task_file(path: Path) -> TaskSpec:
+    """Parse and validate one task file; errors name the file and the offending key."""
+    data = _read_yaml(path)
+    data.setdefault("name", path.stem)
+    try:
+        return TaskSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise BenchError(f"{path}: {where}: {err['msg']}") from None
+
+
+@cache
+def load_task(name: str) -> TaskSpec:
+    """The task called `name` (tasks/<name>.yaml)."""
+    files = task_files()
+    if name not in files:
+        raise unknown_name("task", name, files, "(see `python -m pmrl_bench list tasks`)")
+    return parse_task_file(files[name])
