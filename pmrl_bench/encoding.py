@@ -212,12 +212,11 @@ def encode_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: s
     plans, info = plan_split(spec, config, items, role, device)
     kept, _ = items.usable(spec.modalities)
     modalities: dict[str, ModalityFeatures] = {}
-    info.update(encoders={}, cache_keys={}, cache_hits=[])
+    info.update(encoders={}, cache_keys={})
     for plan in plans:
         hit = cache.load(plan.key)
         if hit is not None and hit.ids == plan.row_ids:
             values = hit.values
-            info["cache_hits"].append(plan.modality)
             notes = hit.meta.get("notes", {})
         else:
             desc = f"{items.dataset}/{items.split} {plan.modality}"

@@ -7,7 +7,10 @@ returns a `FrozenEncoder`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any, Protocol
 
 from torch import Tensor
@@ -33,6 +36,20 @@ class FrozenEncoder(Protocol):
 ENCODER_FAMILIES: dict[str, Callable[[dict[str, Any]], FrozenEncoder]] = {}
 
 
+@cache
+def family_modules() -> dict[str, str]:
+    """Family name -> module that registers it, found by reading the `@register_encoder("...")` decorators of
+    this package's files (so a family's module, and transformers, are imported only when it is used)."""
+    from pmrl_bench.registry import _decorated_names
+
+    table = {}
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if not path.name.startswith("_"):
+            for family, _ in _decorated_names(path, "register_encoder"):
+                table[family] = f"{__name__}.{path.stem}"
+    return table
+
+
 def register_encoder(family: str) -> Callable[[Callable[[dict[str, Any]], FrozenEncoder]], Callable[[dict[str, Any]], FrozenEncoder]]:
     """Decorator: register an encoder factory under a family name."""
 
@@ -48,6 +65,8 @@ def register_encoder(family: str) -> Callable[[Callable[[dict[str, Any]], Frozen
 def build_encoder(spec: dict[str, Any]) -> FrozenEncoder:
     """Instantiate the encoder described by a task's `encoders.<modality>` mapping."""
     family = spec.get("family", "")
+    if family not in ENCODER_FAMILIES and family in family_modules():
+        importlib.import_module(family_modules()[family])
     if family not in ENCODER_FAMILIES:
-        raise unknown_name("encoder family", family, ENCODER_FAMILIES)
+        raise unknown_name("encoder family", family, set(ENCODER_FAMILIES) | set(family_modules()))
     return ENCODER_FAMILIES[family](spec)
