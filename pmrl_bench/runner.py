@@ -49,8 +49,17 @@ class PlannedRun:
     done: bool
 
 
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, in one line."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise BenchError(f"--device {device}: expected cpu, cuda or cuda:N")
+
+
 def plan_run(req: RunRequest) -> PlannedRun:
     """Resolve a request's config and identity, and whether a valid ok result already exists."""
+    check_device(req.device)
     spec = load_task(req.task)
     config = resolve_config(spec, req.method, req.overrides)
     rid = run_id(config, req.seed)
