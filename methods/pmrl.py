@@ -1,0 +1,93 @@
+"""PMRL (Liu et al., arXiv 2507.17343): softmax over the singular values of the stacked modalities + uniformity of u_1."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pmrl_bench.errors import BenchError, unknown_name
+from pmrl_bench.losses import (
+    anchor_and_tuple,
+    cosine_mean,
+    leading_spectrum,
+    pmrl_terms,
+    present_modalities,
+    top_singular_value,
+    unit,
+)
+from pmrl_bench.method import Method
+from pmrl_bench.registry import register_method
+
+SCORES = ("sigma1", "cosine_mean")
+
+
+@register_method("pmrl")
+class PMRL(Method):
+    """PMRL: L_intra (CE over sigma/tau1, target sigma_1) + lambda_inter * L_inter (InfoNCE over leading left singular vectors / tau2).
+
+    Per instance Z = [z^m for each modality] (unit rows); sigma and u_1 come from the k x k Gram
+    matrix (`pmrl_bench.losses.leading_spectrum`, never the full U), negatives are the batch.
+    `sign_fix` orients u_1 canonically (u_1 . sum_m z^m >= 0, ties by the text modality);
+    `sign_fix=false` keeps the eigen-solver's sign, as the official code keeps LAPACK's SVD sign
+    (the two solvers can disagree, methods.md 7.3). Similarity: sigma_1 of [query, candidate
+    modalities] (an extension, not the official ranking) or `score=cosine_mean`.
+    """
+
+    defaults = {
+        "tau1": 0.05,
+        "tau2": 0.1,
+        "lambda_inter": 1.0,
+        "sign_fix": True,
+        "gap_eps": 1e-4,
+        "score": "sigma1",
+    }
+
+    def __init__(self, modalities: Sequence[str], **params: Any) -> None:
+        super().__init__(modalities, **params)
+        p = self.params
+        if p["score"] not in SCORES:
+            raise unknown_name("pmrl score", p["score"], SCORES)
+        for key in ("tau1", "tau2", "gap_eps"):
+            if not p[key] > 0:
+                raise BenchError(f"pmrl {key} must be > 0, got {p[key]!r}")
+        if p["lambda_inter"] < 0:
+            raise BenchError(f"pmrl lambda_inter must be >= 0, got {p['lambda_inter']!r}")
+        self._last: dict[str, Tensor] = {}
+
+    def loss(self, z: dict[str, Tensor]) -> Tensor:
+        """L_intra + lambda_inter * L_inter on the batch (text first in the sign rule; else the first modality)."""
+        names = present_modalities(z, self.modalities, self.name)
+        stacked = torch.stack([unit(z[m]) for m in names], dim=1)  # [B, k, D]
+        text = names.index("text") if "text" in names else 0
+        sigma, u1 = leading_spectrum(stacked, self.params["sign_fix"], text, self.params["gap_eps"])
+        intra, inter = pmrl_terms(sigma, u1, self.params["tau1"], self.params["tau2"])
+        self._last = {"sigma1": sigma[:, 0].detach().mean(), "intra": intra.detach(), "inter": inter.detach()}
+        return intra + self.params["lambda_inter"] * inter
+
+    def similarity(self, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
+        """sigma_1 of the stacked unit vectors [query_i, candidate_j's modalities], or their mean cosine."""
+        anchor, parts, transposed = anchor_and_tuple(query, candidates)
+        score = top_singular_value if self.params["score"] == "sigma1" else cosine_mean
+        out = score(anchor, parts)
+        return out.T if transposed else out
+
+    def protocol(self) -> dict[str, Any]:
+        """Score, negatives pool, sign mode and solver of this run."""
+        return {
+            "score": self.params["score"],
+            "negatives": "batch",
+            "pairs": "joint",
+            "anchor": None,
+            "sign": "canonical" if self.params["sign_fix"] else "solver",
+            "solver": "gram_eigh",
+            "label_smoothing": 0.0,
+            "temperature": "fixed",
+        }
+
+    @torch.no_grad()
+    def diagnostics(self) -> dict[str, float]:
+        """Mean sigma_1 and the two loss terms of the last batch."""
+        return {k: float(v) for k, v in self._last.items()}

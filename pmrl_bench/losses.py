@@ -1,0 +1,362 @@
+"""Shared math of the alignment objectives: InfoNCE, Gram volumes and the PMRL spectrum of small Gram matrices.
+
+Everything works on batches of L2-normalised vectors and never loops over instances or pairs: per
+(query, candidate) quantities are closed-form polynomials of the k x k Gram entries, evaluated on
+`[chunk, Nc]` tensors (`PAIR_BUDGET` pairs per chunk of queries).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pmrl_bench.errors import BenchError
+
+PAIR_BUDGET = 1 << 20  # (query, candidate) pairs per chunk in the pairwise closed forms
+
+Entry = Callable[[int, int], Tensor]
+
+
+def work_dtype(x: Tensor) -> torch.dtype:
+    """The dtype a method computes in: float32 at least, float64 when the input is float64."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def unit(x: Tensor) -> Tensor:
+    """Rows L2-normalised, in `work_dtype`."""
+    return F.normalize(x.to(work_dtype(x)), dim=-1)
+
+
+def present_modalities(z: dict[str, Tensor], modalities: Sequence[str], method: str) -> list[str]:
+    """The configured modalities found in a batch, in configured order (at least two)."""
+    names = [m for m in modalities if m in z]
+    if len(names) < 2:
+        raise BenchError(f"method {method!r} needs at least two modalities in a batch, got {sorted(z)}")
+    return names
+
+
+def anchor_and_tuple(
+    query: dict[str, Tensor], candidates: dict[str, Tensor]
+) -> tuple[Tensor, list[Tensor], bool]:
+    """(anchor rows, tuple modalities, transposed): the one-modality side is the anchor of each pair.
+
+    A query of one modality against candidate tuples gives `transposed=False`; a query tuple against
+    candidates of one modality is scored the other way round and `transposed=True` says to transpose.
+    """
+    if len(query) == 1 and candidates:
+        return unit(next(iter(query.values()))), [unit(c) for c in candidates.values()], False
+    if len(candidates) == 1 and query:
+        return unit(next(iter(candidates.values()))), [unit(q) for q in query.values()], True
+    raise BenchError(
+        f"similarity needs one modality on one side, got query {sorted(query)} and candidates {sorted(candidates)}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- InfoNCE
+
+
+def symmetric_info_nce(
+    z: Tensor, pairs: Sequence[tuple[int, int]], logit_scale: Tensor, label_smoothing: float = 0.0
+) -> Tensor:
+    """`[P]` symmetric InfoNCE losses, one per modality pair (i, j) of the stacked unit vectors `z` [k, B, D].
+
+    For pair (i, j): logits = s * z_i z_j^T, loss = 1/2 [CE(logits, arange) + CE(logits^T, arange)]
+    with PyTorch's label-smoothing convention; the positive of row b is column b.
+    """
+    left = torch.tensor([p[0] for p in pairs], device=z.device)
+    right = torch.tensor([p[1] for p in pairs], device=z.device)
+    logits = logit_scale.to(z.dtype) * torch.matmul(z[left], z[right].transpose(-1, -2))  # [P, B, B]
+    n_pairs, b = logits.shape[0], logits.shape[-1]
+    target = torch.arange(b, device=z.device).repeat(n_pairs)
+    rows = F.cross_entropy(logits.reshape(-1, b), target, reduction="none", label_smoothing=label_smoothing)
+    cols = F.cross_entropy(
+        logits.transpose(-1, -2).reshape(-1, b), target, reduction="none", label_smoothing=label_smoothing
+    )
+    return 0.5 * (rows.view(n_pairs, b).mean(-1) + cols.view(n_pairs, b).mean(-1))
+
+
+class LogitScale(nn.Module):
+    """CLIP's temperature: logit scale exp(theta), theta initialised at log(1/temperature), capped at max_scale.
+
+    As in CLIP (which clips theta after every optimiser step), theta is clipped in place at
+    log(max_scale) before each use, so the cap never blocks the gradient that would lower the scale.
+    """
+
+    def __init__(self, temperature: float, max_scale: float, learnable: bool) -> None:
+        super().__init__()
+        if temperature <= 0 or max_scale <= 0:
+            raise BenchError(
+                f"temperature and max_logit_scale must be > 0, got {temperature} and {max_scale}"
+            )
+        self.max_log = math.log(max_scale)
+        # float64 so that the initial value is exact; cast to the compute dtype at use.
+        self.log_scale = nn.Parameter(
+            torch.tensor(math.log(1.0 / temperature), dtype=torch.float64), requires_grad=learnable
+        )
+
+    def forward(self) -> Tensor:
+        """The current logit scale (a scalar tensor)."""
+        with torch.no_grad():
+            self.log_scale.clamp_(max=self.max_log)
+        return self.log_scale.exp()
+
+    def temperature(self) -> float:
+        """1 / the logit scale that the next forward will use."""
+        return math.exp(-min(float(self.log_scale), self.max_log))
+
+
+# --------------------------------------------------------------------------------- small Gram matrices
+
+
+def _query_chunks(fn: Callable[[Tensor], Tensor], anchor: Tensor, n_cols: int) -> Tensor:
+    """`fn` applied to chunks of anchor rows (at most PAIR_BUDGET pairs each), concatenated."""
+    rows = max(1, PAIR_BUDGET // max(1, n_cols))
+    if anchor.shape[0] <= rows:
+        return fn(anchor)
+    return torch.cat([fn(anchor[s : s + rows]) for s in range(0, anchor.shape[0], rows)])
+
+
+def _tuple_gram(anchor: Tensor, parts: Sequence[Tensor]) -> Entry:
+    """Entries G[a][b] of the Gram matrix of (anchor_i, parts[0]_j, ...), float64, broadcastable to [Nq, Nc].
+
+    Anchor-only entries are [Nq, 1], candidate-only entries [1, Nc], mixed entries [Nq, Nc]; only the
+    mixed ones cost a matrix product.
+    """
+    vecs = [anchor, *parts]
+    table: dict[tuple[int, int], Tensor] = {(0, 0): (anchor * anchor).sum(-1, keepdim=True).double()}
+    for m, part in enumerate(parts, start=1):
+        table[(0, m)] = (anchor @ part.T).double()
+        for n in range(m, len(vecs)):
+            table[(m, n)] = (part * vecs[n]).sum(-1).double().unsqueeze(0)
+    return lambda a, b: table[(a, b) if a <= b else (b, a)]
+
+
+def _minor(entry: Entry, rows: tuple[int, ...], cols: tuple[int, ...], memo: dict[Any, Tensor]) -> Tensor:
+    """Determinant of the sub-matrix (rows, cols) by Laplace expansion along its first row (memoised)."""
+    if len(rows) == 1:
+        return entry(rows[0], cols[0])
+    key = (rows, cols)
+    if key not in memo:
+        total = entry(rows[0], cols[0]) * _minor(entry, rows[1:], cols[1:], memo)
+        for j in range(1, len(cols)):
+            term = entry(rows[0], cols[j]) * _minor(entry, rows[1:], cols[:j] + cols[j + 1 :], memo)
+            total = total - term if j % 2 else total + term
+        memo[key] = total
+    return memo[key]
+
+
+def _principal_sums(entry: Entry, k: int) -> list[Tensor]:
+    """[e_2, ..., e_k]: sums of the principal s x s minors, the coefficients of the characteristic polynomial."""
+    memo: dict[Any, Tensor] = {}
+    sums = []
+    for size in range(2, k + 1):
+        subsets = _subsets(tuple(range(k)), size)
+        total = _minor(entry, subsets[0], subsets[0], memo)
+        for s in subsets[1:]:
+            total = total + _minor(entry, s, s, memo)
+        sums.append(total)
+    return sums
+
+
+def _subsets(items: tuple[int, ...], size: int) -> list[tuple[int, ...]]:
+    if size == 0:
+        return [()]
+    return [(items[i], *rest) for i in range(len(items)) for rest in _subsets(items[i + 1 :], size - 1)]
+
+
+def _cubic_roots(p: Tensor, q: Tensor) -> list[Tensor]:
+    """The three real roots (largest first) of y^3 + p y + q = 0 when all are real, by the trigonometric formula."""
+    m = (-p / 3).clamp_min(0).sqrt()
+    cube = m * m * m
+    arg = torch.where(cube > 0, (-q / 2) / cube.clamp_min(torch.finfo(p.dtype).tiny), torch.zeros_like(q))
+    angle = torch.acos(arg.clamp(-1, 1)) / 3
+    return [2 * m * torch.cos(angle - 2 * math.pi * j / 3) for j in range(3)]
+
+
+def _quartic_largest(p: Tensor, q: Tensor, r: Tensor) -> Tensor:
+    """Largest root of y^4 + p y^2 + q y + r = 0 with four real roots (Ferrari, resolvent cubic in z = (y_1 + y_j)^2)."""
+    b, c, d = 2 * p, p * p - 4 * r, -q * q
+    z = _cubic_roots(c - b * b / 3, 2 * b**3 / 27 - b * c / 3 + d)
+    s = [(zi - b / 3).clamp_min(0).sqrt() for zi in z]
+    half = (s[0] + s[1] + s[2]) / 2
+    return torch.where(q <= 0, half, half - torch.minimum(torch.minimum(s[0], s[1]), s[2]))
+
+
+def _largest_eigenvalue(entry: Entry, k: int) -> Tensor:
+    """Largest eigenvalue of a symmetric k x k matrix given entry-wise: closed form for k <= 4, eigvalsh beyond.
+
+    The matrix is shifted by its mean diagonal (B = G - qI, tr B = 0) so that the characteristic
+    polynomial y^k + e_2 y^(k-2) - e_3 y^(k-3) + e_4 is depressed and its coefficients are free of
+    cancellation; its largest root comes from the quadratic, trigonometric-cubic or Ferrari formula.
+    """
+    if k == 1:
+        return entry(0, 0)
+    if k > 4:
+        full = torch.stack(
+            [torch.stack(torch.broadcast_tensors(*[entry(a, b) for b in range(k)]), -1) for a in range(k)], -2
+        )
+        return torch.linalg.eigvalsh(full)[..., -1]
+    shift = sum(entry(a, a) for a in range(k)) / k
+
+    def shifted(a: int, b: int) -> Tensor:
+        return entry(a, b) - shift if a == b else entry(a, b)
+
+    e = _principal_sums(shifted, k)
+    if k == 2:
+        y = (-e[0]).clamp_min(0).sqrt()
+    elif k == 3:
+        y = _cubic_roots(e[0], -e[1])[0]
+    else:
+        y = _quartic_largest(e[0], -e[1], e[2])
+    return shift + y
+
+
+def gram_volume(anchor: Tensor, parts: Sequence[Tensor], eps: float = 0.0) -> Tensor:
+    """`[Nq, Nc]` volumes sqrt(det G + eps) of the tuples (anchor_i, parts[0]_j, ..., parts[-1]_j).
+
+    det G is the closed-form (Laplace) determinant of the k x k Gram matrix, in float64, clamped at 0
+    against round-off; with eps > 0 the gradient stays finite at volume 0. Result in the anchor's dtype.
+    """
+    k = 1 + len(parts)
+
+    def chunk(a: Tensor) -> Tensor:
+        det = _minor(_tuple_gram(a, parts), tuple(range(k)), tuple(range(k)), {})
+        return (det.clamp_min(0) + eps).sqrt().to(anchor.dtype)
+
+    return _query_chunks(chunk, anchor, parts[0].shape[0])
+
+
+def top_singular_value(anchor: Tensor, parts: Sequence[Tensor]) -> Tensor:
+    """`[Nq, Nc]` largest singular value of the stacked vectors [anchor_i, parts[0]_j, ..., parts[-1]_j].
+
+    sigma_1 = sqrt(lambda_max(G)) of the k x k Gram matrix, in closed form for k <= 4 (float64).
+    """
+    k = 1 + len(parts)
+
+    def chunk(a: Tensor) -> Tensor:
+        lam = _largest_eigenvalue(_tuple_gram(a, parts), k)
+        return lam.clamp_min(0).sqrt().to(anchor.dtype)
+
+    return _query_chunks(chunk, anchor, parts[0].shape[0])
+
+
+def cosine_mean(anchor: Tensor, parts: Sequence[Tensor]) -> Tensor:
+    """`[Nq, Nc]` mean cosine between anchor_i and each of the tuple's vectors parts[m]_j (unit inputs)."""
+    return anchor @ torch.stack(list(parts)).mean(0).T
+
+
+# ---------------------------------------------------------------------------------------- PMRL spectrum
+
+
+def canonical_sign(v1: Tensor, y1: Tensor, text_index: int) -> Tensor:
+    """+-1 per instance orienting u_1 so that u_1 . sum_m z^m > 0; ties fall to u_1 . z^text > 0, then u_1's first nonzero.
+
+    `v1` [B, k] is the top eigenvector of G = Z Z^T and `y1` = v1^T Z = sigma_1 u_1 [B, D]. Since
+    u_1 . sum_m z^m = sigma_1 sum_j v1_j and u_1 . z^text = sigma_1 v1_text, the tests run on v1.
+    A value counts as a tie when |value| <= sqrt(machine epsilon) (1.5e-8 in float64, 3.5e-4 in float32),
+    above the round-off of a structural tie such as k = 2 with a negative cosine, v1 = (1, -1)/sqrt 2.
+    """
+    tol = math.sqrt(torch.finfo(v1.dtype).eps)
+    total, text = v1.sum(-1), v1[..., text_index]
+    nonzero = y1.abs() > tol * y1.abs().amax(-1, keepdim=True)
+    first = torch.gather(y1, -1, nonzero.to(torch.int8).argmax(-1, keepdim=True)).squeeze(-1)
+    sign = torch.where(
+        total.abs() > tol, total.sign(), torch.where(text.abs() > tol, text.sign(), first.sign())
+    )
+    return torch.where(sign == 0, torch.ones_like(sign), sign)
+
+
+class _LeadingSpectrum(torch.autograd.Function):
+    """sigma [B, k] (descending) and u_1 [B, D] of each Z [k, D] through eigh of G = Z Z^T, with a guarded backward."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, z: Tensor, sign_fix: bool, text_index: int, gap_eps: float
+    ) -> tuple[Tensor, Tensor]:
+        lam, vecs = torch.linalg.eigh(z @ z.transpose(-1, -2))
+        vecs = vecs.flip(-1)  # columns v_j, descending eigenvalue order
+        proj = vecs.transpose(-1, -2) @ z  # rows y_j = v_j^T Z = sigma_j u_j
+        if sign_fix:
+            sign = canonical_sign(vecs[..., 0], proj[:, 0], text_index)
+            vecs = torch.cat([vecs[..., :1] * sign[:, None, None], vecs[..., 1:]], -1)
+            proj = torch.cat([proj[:, :1] * sign[:, None, None], proj[:, 1:]], 1)
+        sigma = proj.norm(dim=-1)
+        dirs = proj / sigma.clamp_min(torch.finfo(z.dtype).tiny).unsqueeze(
+            -1
+        )  # unit u_j, or 0 where sigma_j = 0
+        ctx.gap_eps = gap_eps
+        ctx.save_for_backward(z, vecs, sigma, dirs)
+        return sigma, dirs[:, 0]
+
+    @staticmethod
+    def backward(ctx: Any, g_sigma: Tensor, g_u: Tensor) -> tuple[Tensor | None, None, None, None]:
+        z, vecs, sigma, dirs = ctx.saved_tensors
+        s1 = sigma[:, :1].clamp_min(torch.finfo(z.dtype).tiny)
+        g_u = torch.zeros_like(dirs[:, 0]) if g_u is None else g_u
+        g_sigma = torch.zeros_like(sigma) if g_sigma is None else g_sigma.clone()
+        # u_1 = y_1 / sigma_1: the sigma_1 part of its derivative joins the singular-value path.
+        g_sigma[:, 0] -= (g_u * dirs[:, 0]).sum(-1) / s1[:, 0]
+        # d sigma_j / dZ = v_j u_j^T (norm 1, so bounded even as sigma_j -> 0).
+        grad = vecs @ (g_sigma.unsqueeze(-1) * dirs)
+        # d u_1 / dZ, direct part: (dZ)^T v_1 / sigma_1.
+        grad = grad + vecs[..., :1] * (g_u / s1).unsqueeze(1)
+        # d u_1 / dZ through v_1: dv_1 = sum_{j>1} v_j v_j^T dG v_1 F(lambda_1 - lambda_j), dG = dZ Z^T + Z dZ^T,
+        # with F(g) = g / (g^2 + eps^2) in place of 1/g (bounded by 1/(2 eps), 0 at an exact tie).
+        lam = sigma * sigma
+        gap = lam[:, :1] - lam[:, 1:]
+        coef = (
+            gap
+            / (gap * gap + ctx.gap_eps**2)
+            * (sigma[:, 1:] * (dirs[:, 1:] * g_u.unsqueeze(1)).sum(-1))
+            / s1
+        )
+        w = (vecs[..., 1:] * coef.unsqueeze(1)).sum(-1, keepdim=True) * vecs[..., :1].transpose(
+            -1, -2
+        )  # [B, k, k]
+        grad = grad + (w + w.transpose(-1, -2)) @ z
+        return grad, None, None, None
+
+
+def leading_spectrum(
+    z: Tensor, sign_fix: bool = True, text_index: int = 0, gap_eps: float = 1e-4
+) -> tuple[Tensor, Tensor]:
+    """(sigma [B, k] descending, u_1 [B, D]) of the stacked vectors z [B, k, D] (rows = modalities), never forming U.
+
+    Route (methods.md 1.11 P4, 1.12): G = Z Z^T (k x k), eigh, y_j = v_j^T Z, sigma_j = ||y_j||,
+    u_1 = y_1 / sigma_1 (no sqrt of a rounded eigenvalue, so sigma_j = 0 comes out as ~1e-16, not
+    ~1e-8). `sign_fix` orients u_1 by `canonical_sign`, else u_1 keeps the solver's sign.
+
+    Backward guard: the gradient is written out analytically instead of going through eigh's
+    backward, whose 1/(lambda_i - lambda_j) terms for every pair turn ties among the trailing
+    eigenvalues (equal pairwise cosines, duplicated modalities) into 0/0 = NaN although u_1 is well
+    defined there. (1) singular values use d sigma_j/dZ = v_j u_j^T with u_j = y_j/||y_j||, norm 1,
+    so sigma_j -> 0 is harmless (no 1/(2 sqrt(lambda)) factor); a tie sigma_j = sigma_l between
+    trailing values gets equal upstream gradients from any symmetric loss, so the result is
+    basis-independent. (2) u_1 needs only the gaps lambda_1 - lambda_j, j > 1, each replaced by
+    the Lorentzian-broadened inverse g/(g^2 + eps^2): exact up to a relative (eps/g)^2 (< 1e-4 for
+    gaps > 100 eps), bounded by 1/(2 eps), and 0 at an exact tie sigma_1 = sigma_2 (mutually
+    orthogonal modalities), where u_1 is undefined and no direction should be preferred. eps is
+    `gap_eps`, in units of G's eigenvalues (which lie in [0, k]); the default 1e-4 sits far above
+    the round-off gap of a float32 tie (about 1e-7) and far below typical gaps (about 0.05 for
+    random 512-d vectors).
+    Computed in float32 at least (float64 for float64 input), autocast disabled.
+    """
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        return _LeadingSpectrum.apply(z.to(work_dtype(z)), sign_fix, text_index, gap_eps)
+
+
+def pmrl_terms(sigma: Tensor, u1: Tensor, tau1: float, tau2: float) -> tuple[Tensor, Tensor]:
+    """(L_intra, L_inter) of PMRL: CE over sigma/tau1 with target sigma_1, and CE over u_i . u_j / tau2 with identity targets.
+
+    L_intra is evaluated as mean_i log(1 + sum_{j>1} exp((sigma_j - sigma_1)/tau1)), the same value as
+    the cross-entropy without its cancellation near 0 (1.8056e-15 rather than ~1.78e-15 for aligned inputs).
+    """
+    intra = torch.log1p(torch.exp((sigma[:, 1:] - sigma[:, :1]) / tau1).sum(-1)).mean()
+    logits = u1 @ u1.T / tau2
+    inter = F.cross_entropy(logits, torch.arange(u1.shape[0], device=u1.device))
+    return intra, inter
