@@ -1,0 +1,188 @@
+"""Classification evaluator: logistic-regression probe, zero-shot through class prompts, records, prompt encoding."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from pmrl_bench.classification import (
+    attach_class_prompts,
+    class_prompts,
+    eval_set_digest,
+    evaluate_classification,
+    fit_logistic,
+    predict,
+    prompt_key,
+    single_thread,
+)
+from pmrl_bench.encoders import ENCODER_FAMILIES, register_encoder
+from pmrl_bench.errors import BenchError
+from pmrl_bench.features import ModalityFeatures, SplitFeatures, single_row_features
+from pmrl_bench.method import Method
+from pmrl_bench.task import ClassificationSpec, TaskSpec
+
+NAMES = ("cat", "dog", "fish")
+
+
+class Cosine(Method):
+    """Cosine similarity between the query modality and the single candidate modality."""
+
+    def similarity(self, query, candidates):
+        (q,), (c,) = query.values(), candidates.values()
+        return torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(c, dim=1).T
+
+
+def identity_embed(modality: str, split: SplitFeatures) -> torch.Tensor:
+    return split.modalities[modality].values
+
+
+def blobs(n_per_class: int, seed: int, split: str) -> SplitFeatures:
+    """Three well-separated Gaussian blobs in 4-d (class k centred on 3 * e_k)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(3).repeat_interleave(n_per_class)
+    x = 3.0 * torch.eye(4)[labels] + 0.3 * torch.randn(len(labels), 4, generator=g)
+    ids = tuple(f"{split}-{i}" for i in range(len(labels)))
+    return SplitFeatures(split=split, item_ids=ids, modalities={"vision": single_row_features(x, ids)},
+                         labels=labels, label_names=NAMES)
+
+
+def test_fit_logistic_matches_scipy_on_the_same_objective():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 3, generator=g, dtype=torch.float64)
+    y = (x[:, 0] + 0.5 * torch.randn(60, generator=g, dtype=torch.float64) > 0).long() + (x[:, 1] > 1).long()
+    l2 = 0.1
+    with single_thread():
+        w, b = fit_logistic(x, y, 3, l2)
+
+    xn, yn = x.numpy(), y.numpy()
+
+    def objective(theta):
+        W, B = theta[:9].reshape(3, 3), theta[9:]
+        logits = xn @ W + B
+        logz = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+        return np.mean(logz - logits[np.arange(60), yn]) + 0.5 * l2 * np.sum(W**2)
+
+    ref = minimize(objective, np.zeros(12), method="BFGS", options={"gtol": 1e-10}).x
+    ours = np.concatenate([w.numpy().ravel(), b.numpy()])
+    assert objective(ours) == pytest.approx(objective(ref), abs=1e-9)
+    # the bias is unpenalised and only defined up to a constant: compare the weights and centred biases
+    np.testing.assert_allclose(w.numpy().ravel(), ref[:9], atol=1e-4)
+    np.testing.assert_allclose(b.numpy() - b.numpy().mean(), ref[9:] - ref[9:].mean(), atol=1e-4)
+
+
+def test_predict_breaks_ties_towards_the_lowest_class():
+    w = torch.zeros(2, 3, dtype=torch.float64)
+    assert predict(w, torch.zeros(3, dtype=torch.float64), torch.ones(4, 2)).tolist() == [0, 0, 0, 0]
+
+
+def test_linear_probe_separable_blobs_is_perfect_and_deterministic():
+    spec = ClassificationSpec(name="probe", input="vision", mode="linear_probe")
+    train, test = blobs(20, 0, "train"), blobs(10, 1, "test")
+    a = evaluate_classification(Cosine(["vision"]), identity_embed, train, test, spec, seed=0)
+    b = evaluate_classification(Cosine(["vision"]), identity_embed, train, test, spec, seed=0)
+    assert a == b
+    assert a["metrics"] == {"probe/acc": 100.0}
+    assert a["per_query"] == {"probe/correct": [1] * 30}
+    proto = a["protocol"]["probe"]
+    assert proto["mode"] == "linear_probe" and proto["n_classes"] == 3 and proto["n_test"] == 30
+    assert proto["l2"] in proto["l2_grid"] and proto["n_train"] == 60
+
+
+def test_linear_probe_counts_rows_of_a_multi_row_modality():
+    """Text input with two captions per item: each caption row is one sample with its item's label."""
+    train, test = blobs(20, 0, "train"), blobs(2, 1, "test")
+    x = test.modalities["vision"].values
+    rows = ModalityFeatures(values=torch.cat([x, -x]), item_index=torch.arange(6).repeat(2),
+                            row_ids=tuple(f"{i}#{k}" for k in range(2) for i in test.item_ids))
+    test = SplitFeatures(split="test", item_ids=test.item_ids, modalities={"vision": rows},
+                         labels=test.labels, label_names=NAMES)
+    spec = ClassificationSpec(name="p", input="vision", mode="linear_probe")
+    out = evaluate_classification(Cosine(["vision"]), identity_embed, train, test, spec, seed=0)
+    assert out["per_query"]["p/correct"][:6] == [1] * 6  # the negated rows point away from every class
+    assert len(out["per_query"]["p/correct"]) == 12
+    assert out["eval_set"]["p"] == eval_set_digest(rows.row_ids, NAMES)
+
+
+def test_eval_set_digest_is_the_documented_text():
+    expected = hashlib.sha256(b"a\nb\n#\ncat\ndog").hexdigest()
+    assert eval_set_digest(["a", "b"], ["cat", "dog"]) == expected
+
+
+def with_prompts(split: SplitFeatures, spec: ClassificationSpec, prompt_vectors: torch.Tensor) -> SplitFeatures:
+    rows = ModalityFeatures(values=prompt_vectors, item_index=torch.arange(len(prompt_vectors)),
+                            row_ids=tuple(f"class#{n}" for n in NAMES))
+    return SplitFeatures(split=split.split, item_ids=split.item_ids,
+                         modalities={**split.modalities, prompt_key(spec): rows},
+                         labels=split.labels, label_names=split.label_names)
+
+
+def test_zero_shot_hand_checked_accuracy():
+    spec = ClassificationSpec(name="zs", input="vision", mode="zero_shot", prompt="a {label}", prompt_modality="text")
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [1.0, 0.2]])
+    ids = ("a", "b", "c", "d")
+    test = SplitFeatures(split="test", item_ids=ids, modalities={"vision": single_row_features(x, ids)},
+                         labels=torch.tensor([0, 1, 0, 2]), label_names=NAMES)
+    prompts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    out = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, with_prompts(test, spec, prompts),
+                                  spec, seed=0)
+    assert out["per_query"]["zs/correct"] == [1, 1, 1, 0]
+    assert out["metrics"]["zs/acc"] == 75.0
+    assert out["protocol"]["zs"]["prompt"] == "a {label}"
+
+
+def test_zero_shot_without_prompt_features_is_a_one_line_error():
+    spec = ClassificationSpec(name="zs", input="vision", mode="zero_shot")
+    with pytest.raises(BenchError, match="class-prompt features"):
+        evaluate_classification(Cosine(["vision"]), identity_embed, blobs(2, 0, "train"), blobs(2, 1, "test"), spec, 0)
+
+
+def test_class_prompts_fill_the_template_in_label_order():
+    spec = ClassificationSpec(name="zs", input="vision", mode="zero_shot", prompt="a photo of a {label}.")
+    assert class_prompts(spec, NAMES) == ["a photo of a cat.", "a photo of a dog.", "a photo of a fish."]
+    with pytest.raises(BenchError, match="placeholder"):
+        class_prompts(ClassificationSpec(name="x", input="vision", mode="zero_shot", prompt="none"), NAMES)
+
+
+class CountingText:
+    """A text encoder that embeds a string as (length, vowels) and counts its calls."""
+
+    modality = "text"
+    calls = 0
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def identity(self):
+        return {"family": "test_counting_text"}
+
+    def encode(self, inputs):
+        CountingText.calls += 1
+        return torch.tensor([[len(t), sum(c in "aeiou" for c in t)] for t in inputs], dtype=torch.float32)
+
+
+if "test_counting_text" not in ENCODER_FAMILIES:
+    register_encoder("test_counting_text")(CountingText)
+
+
+def test_attach_class_prompts_encodes_once_then_reads_the_cache(tmp_path):
+    task = TaskSpec(
+        name="t", version=1, kind="classification", modalities=["text", "vision"], adapter="x",
+        classification=[ClassificationSpec(name="zs", input="vision", mode="zero_shot", prompt="a {label}"),
+                        ClassificationSpec(name="lp", input="vision", mode="linear_probe")],
+        metrics=["acc"], primary_metric="zs/acc",
+    )
+    config = {"data": {"cache_dir": str(tmp_path)}, "encoders": {"text": {"family": "test_counting_text"}}}
+    split = blobs(2, 0, "test")
+    CountingText.calls = 0
+    first = attach_class_prompts(task, config, split)
+    second = attach_class_prompts(task, config, split)
+    assert CountingText.calls == 1
+    feats = second.modalities[prompt_key(task.classification[0])]
+    assert feats.row_ids == ("class#cat", "class#dog", "class#fish")
+    assert feats.values.tolist() == [[5.0, 2.0], [5.0, 2.0], [6.0, 2.0]]  # "a cat", "a dog", "a fish"
+    assert torch.equal(first.modalities[prompt_key(task.classification[0])].values, feats.values)
+    assert set(second.modalities) == {"vision", "prompts:zs"}  # the linear probe needs no prompts
