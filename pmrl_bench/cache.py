@@ -128,7 +128,7 @@ class FeatureCache:
             return f"shape {tuple(values.shape)} does not match {len(ids)} ids"
         if ids_sha256(ids) != meta.get("ids_sha256"):
             return "ids.json does not match its recorded hash"
-        return CachedFeatures(values=values.float(), ids=ids, meta=meta, path=directory)
+        return CachedFeatures(values=values.to(torch.float32, copy=True), ids=ids, meta=meta, path=directory)
 
     def load(self, key: CacheKey) -> CachedFeatures | None:
         """The verified entry for `key`; None if absent, or if partial/corrupt (reported in one line)."""

@@ -43,6 +43,8 @@ def write_mp4(path: Path, n_frames: int = 16, audio_seconds: float | None = 1.0,
             streams.append(aus)
         for i in range(n_frames):
             img = np.full((size, size, 3), frame_code(i), np.uint8)
+            if seed:  # a seed-specific coloured corner, so different videos have different content
+                img[: size // 2, : size // 2] = ((37 * seed) % 256, (91 * seed) % 256, (53 * seed) % 256)
             for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(packet)
         for packet in vs.encode():
@@ -168,6 +170,7 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
                           patch_stride=[4, 4], patch_size=4),
         projection_dim=16)).save_pretrained(d)
     ClapFeatureExtractor(feature_size=16, sampling_rate=16000, hop_length=160, max_length_s=1, fft_window_size=400,
+                         frequency_min=50, frequency_max=8000,
                          truncation="rand_trunc", padding="repeatpad").save_pretrained(d)
     _vocab_tokenizer(d, model_max_length=64)
     out["clap"] = d
@@ -331,3 +334,14 @@ def make_vast_msrvtt(root: Path, msrvtt_root: Path) -> Path:
     for v in ("video4", "video5"):
         write_wav(root / "audios" / f"{v}.wav", seconds=1.0, seed=int(v[5:]))
     return root
+
+
+def encoder_overrides(models: dict[str, Path], text: str = "clip", frames: int = 4) -> list[str]:
+    """--set arguments that point a video task's encoders at the tiny models."""
+    text_family = {"clip": "clip_text", "clap": "clap_text", "bert": "bert_mean"}[text]
+    return ["--set", f"encoders.text.family={text_family}", "--set", f"encoders.text.model={models[text]}",
+            "--set", f"encoders.vision.model={models['clip']}", "--set", f"encoders.vision.frames={frames}",
+            "--set", f"encoders.audio.model={models['clap']}"]
+
+
+SMALL_TRAIN = ["--set", "epochs=1", "--set", "batch_size=4", "--set", "embed_dim=8", "--set", "head_hidden=16"]
