@@ -38,8 +38,8 @@ def missing_data_error(dataset: str, what: str, looked: Sequence[Path], expected
         f"{dataset}: {what} not found (looked in: {places}). Expected layout of the dataset folder: {expected}. "
         f"Provide it by setting {DATA_ENV}=/path/to/data so that /path/to/data/{dataset}/ holds these files, or "
         f"pass --set data_dir=/path/to/{dataset}; to read a Hugging Face dataset instead (a hub id or a local "
-        f"`datasets` directory), use a task file with `adapter: hf` and a column mapping (see tasks/README or the "
-        f"docstring of tasks/adapters/hf.py). No result file was written."
+        f"`datasets` directory), use a task file with `adapter: hf` and a column mapping (see the docstring of "
+        f"tasks/adapters/hf.py)."
     )
 
 
@@ -52,8 +52,7 @@ def data_root(dataset: str, data_dir: str | None, expected: str) -> Path:
     else:
         raise BenchError(
             f"{dataset}: no data location given. Set {DATA_ENV}=/path/to/data (one folder per dataset, here "
-            f"/path/to/data/{dataset}/) or pass --set data_dir=/path/to/{dataset}. Expected layout: {expected}. "
-            f"No result file was written."
+            f"/path/to/data/{dataset}/) or pass --set data_dir=/path/to/{dataset}. Expected layout: {expected}."
         )
     if not root.is_dir():
         raise missing_data_error(dataset, "dataset folder", [root], expected)

@@ -4,8 +4,9 @@ A family module (clip.py, clap.py, ...) subclasses one of `TextEncoder`, `Frames
 `WindowedAudioEncoder` and says which transformers class to load and which output to return
 (transformers v5 returns `BaseModelOutputWithPooling` from `get_*_features`; `pooled` picks the tensor).
 
-Spec keys common to every family: `family`, `model` (hub id or local directory), `revision`,
-`batch_size`, `device`, `dtype` (float32 | float16 | bfloat16), `store_dtype` (cache storage).
+Spec keys common to every family: `family`, `model` (hub id, local directory, or `pkg:<package>/<subdir>` for a
+model shipped in an installed Python package), `revision`, `batch_size`, `device`, `dtype` (float32 | float16 |
+bfloat16), `store_dtype` (cache storage); media families also take `decode_workers` (decoding threads).
 Weights are located without loading them (identity first, weights on the first `encode`), and a model is
 loaded once per (class, directory, device, dtype) per process, so the text and media towers of one
 checkpoint share it. A model whose checkpoint leaves parameters uninitialised is refused.
@@ -29,6 +30,7 @@ from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.items import MediaRef, file_sha256, media_name
 
 COMMON_KEYS = frozenset({"family", "model", "revision", "batch_size", "device", "dtype", "store_dtype"})
+MEDIA_KEYS = frozenset({"decode_workers"})  # threads decoding media (PyAV/soundfile release the GIL); not in the key
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -260,6 +262,25 @@ class TextEncoder(HFEncoderBase):
             return self.embed(batch).float().cpu()
 
 
+def decode_all(func: Any, refs: Sequence[MediaRef], workers: int) -> list[Any]:
+    """`func(ref)` for every reference, in order, decoded by a pool of threads when workers > 1."""
+    if workers <= 1 or len(refs) <= 1:
+        return [func(ref) for ref in refs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(refs))) as pool:
+        return list(pool.map(func, refs))
+
+
+class MediaEncoder(HFEncoderBase):
+    """A media family: decodes its inputs with `decode_workers` threads (default: up to 4 CPU cores)."""
+
+    @property
+    def decode_workers(self) -> int:
+        """Number of decoding threads."""
+        return int(self.spec.get("decode_workers", min(4, os.cpu_count() or 1)))
+
+
 def is_image(ref: MediaRef) -> bool:
     """True if a reference names a still image (by extension)."""
     return Path(media_name(ref)).suffix.lower() in IMAGE_SUFFIXES
@@ -272,11 +293,11 @@ def segment_mean(values: Tensor, counts: Sequence[int]) -> Tensor:
     return out / torch.tensor(counts, dtype=values.dtype).unsqueeze(1)
 
 
-class FramesEncoder(HFEncoderBase):
+class FramesEncoder(MediaEncoder):
     """Images or videos -> mean of the L2-normalised embeddings of K uniformly sampled frames ("meanP")."""
 
     modality = "vision"
-    extra_keys = frozenset({"frames", "frame_rule"})
+    extra_keys = MEDIA_KEYS | {"frames", "frame_rule"}
 
     def setup(self) -> None:
         from transformers import AutoImageProcessor
@@ -304,7 +325,7 @@ class FramesEncoder(HFEncoderBase):
 
     def encode(self, inputs: Sequence[MediaRef]) -> Tensor:
         """[len(inputs), D] float32 pooled frame embeddings."""
-        frames = [self.frames_of(ref) for ref in inputs]
+        frames = decode_all(self.frames_of, inputs, self.decode_workers)
         flat = [f for group in frames for f in group]
         pixels = self.processor(images=flat, return_tensors="pt")["pixel_values"]
         with torch.inference_mode():
@@ -313,11 +334,11 @@ class FramesEncoder(HFEncoderBase):
         return segment_mean(emb, [len(g) for g in frames])
 
 
-class WindowedAudioEncoder(HFEncoderBase):
+class WindowedAudioEncoder(MediaEncoder):
     """Audio -> mean of the L2-normalised embeddings of consecutive windows covering the whole clip."""
 
     modality = "audio"
-    extra_keys = frozenset({"window_s"})
+    extra_keys = MEDIA_KEYS | {"window_s"}
     max_empty_names: ClassVar[int] = 10
 
     def setup(self) -> None:
@@ -350,12 +371,9 @@ class WindowedAudioEncoder(HFEncoderBase):
         """[len(inputs), D] float32 pooled window embeddings."""
         from pmrl_bench.media import audio_windows, load_audio
 
-        groups = []
-        for ref in inputs:
-            wave = load_audio(ref, self.rate)
-            if wave.size == 0:
-                self._empty.append(media_name(ref))
-            groups.append(audio_windows(wave, self.window))
+        waves = decode_all(lambda ref: load_audio(ref, self.rate), inputs, self.decode_workers)
+        self._empty.extend(media_name(ref) for ref, wave in zip(inputs, waves, strict=True) if wave.size == 0)
+        groups = [audio_windows(wave, self.window) for wave in waves]
         flat = [w for g in groups for w in g]
         step = max(1, int(self.spec.get("batch_size", 16)))
         with torch.inference_mode():

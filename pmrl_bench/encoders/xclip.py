@@ -14,7 +14,7 @@ from torch import Tensor
 from transformers import AutoConfig
 
 from pmrl_bench.encoders import register_encoder
-from pmrl_bench.encoders.hf_base import FramesEncoder, TextEncoder, pooled
+from pmrl_bench.encoders.hf_base import FramesEncoder, TextEncoder, decode_all, pooled
 from pmrl_bench.errors import BenchError
 from pmrl_bench.items import MediaRef
 
@@ -40,8 +40,7 @@ class XClipVideo(FramesEncoder):
     def encode(self, inputs: Sequence[MediaRef]) -> Tensor:
         """[len(inputs), D] float32 video embeddings (a still image is repeated over the frames)."""
         flat = []
-        for ref in inputs:
-            frames = self.frames_of(ref)
+        for frames in decode_all(self.frames_of, inputs, self.decode_workers):
             flat.extend(frames * self.frames if len(frames) == 1 else frames)
         pixels = self.processor(images=flat, return_tensors="pt")["pixel_values"]
         pixels = pixels.reshape(len(inputs), self.frames, *pixels.shape[-3:])

@@ -50,7 +50,7 @@ def _load(source: str, name: str | None, revision: str | None, split: str) -> An
         raise BenchError(
             f"hf: cannot load dataset {source!r} split {split!r} ({first}). Expected {EXPECTED}. Provide it by "
             f"downloading it once (`hf download --repo-type dataset {source}`) and copying the Hugging Face cache "
-            f"here, or by pointing at a local copy with --set data_dir=/path/to/dataset. No result file was written."
+            f"here, or by pointing at a local copy with --set data_dir=/path/to/dataset."
         ) from None
 
 
