@@ -275,25 +275,33 @@ def job_states(executor: Executor, job_ids: Sequence[str]) -> dict[str, str]:
     if executor == "debug":
         return {j: "FINISHED" for j in job_ids}
     base = sorted({j.split("_")[0] for j in job_ids})
-    states = _scheduler_table(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(base)])
+    states, sacct_error = _scheduler_table(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(base)])
     missing = [j for j in base if not any(k.split("_")[0] == j for k in states)]
-    if missing:  # no accounting (or not yet): ask the queue
-        states.update(_scheduler_table(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(missing)]))
+    if missing:  # no accounting (or no row yet): ask the queue
+        queued, squeue_error = _scheduler_table(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(missing)])
+        if sacct_error and squeue_error:  # unknown is not the same as ended: never guess
+            raise BenchError(f"cannot ask SLURM about jobs {','.join(missing)}: {sacct_error}; {squeue_error} "
+                             "(is SLURM_CONF set and slurmctld up?)")
+        states.update(queued)
     return states
 
 
-def _scheduler_table(cmd: list[str]) -> dict[str, str]:
+def _scheduler_table(cmd: list[str]) -> tuple[dict[str, str], str | None]:
+    """A sacct/squeue listing as job id -> state, and the command's error when it failed."""
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {}, f"{cmd[0]}: {exc}"
+    if proc.returncode != 0 and "Invalid job id" not in proc.stderr:  # squeue: every id has left the queue
+        lines = proc.stderr.strip().splitlines()
+        return {}, f"{cmd[0]}: {lines[-1] if lines else f'exit code {proc.returncode}'}"
     table = {}
-    for line in out.splitlines():
+    for line in proc.stdout.splitlines():
         job, _, state = line.strip().partition("|")
         if job and state:
             for one in expand_array_ids(job):
                 table[one] = state.split()[0]  # "CANCELLED by 0" -> "CANCELLED"
-    return table
+    return table, None
 
 
 def expand_array_ids(job: str) -> list[str]:

@@ -331,6 +331,8 @@ def cli_sweep(args: argparse.Namespace) -> int:
     if executor == "debug":  # the debug executor runs a job in this process when its result is asked for
         for job, _ in submitted:
             job.result()
+        print(f"ran {len(todo)} runs in this process: {summary(run_statuses(sweep, planned))}")
+        return 0
     arrays = sorted({str(job.job_id).split("_")[0] for job, _ in submitted})
     print(f"submitted {len(todo)} runs in {len(submitted)} tasks: job{'s' if len(arrays) > 1 else ''} "
           f"{', '.join(arrays)}")

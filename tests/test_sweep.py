@@ -186,12 +186,28 @@ def test_max_array_size_comes_from_scontrol(monkeypatch):
 
 def test_scheduler_rows_of_pending_array_tasks_are_expanded(monkeypatch):
     class Done:
+        returncode, stderr = 0, ""
         stdout = "12_[2-4,7%2]|PENDING\n12_0|COMPLETED\n12_1|CANCELLED by 0\n13|RUNNING\n"
 
     monkeypatch.setattr(cluster.subprocess, "run", lambda *a, **k: Done())
     assert cluster.job_states("slurm", ["12_0", "13"]) == {
         "12_0": "COMPLETED", "12_1": "CANCELLED", "12_2": "PENDING", "12_3": "PENDING", "12_4": "PENDING",
         "12_7": "PENDING", "13": "RUNNING"}
+
+
+def test_an_unreachable_scheduler_is_an_error_not_a_failed_run(tmp_path, monkeypatch, capsys):
+    class Refused:
+        returncode, stdout = 1, ""
+        stderr = "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"
+
+    monkeypatch.setattr(cluster.subprocess, "run", lambda *a, **k: Refused())
+    with pytest.raises(BenchError, match="cannot ask SLURM about jobs 12: sacct: slurm_load_jobs error: Unable"):
+        cluster.job_states("slurm", ["12_0"])
+    path = write_sweep(tmp_path, executor="slurm")
+    sweep = load_sweep(str(path))
+    sweep_mod.write_state(sweep, {plan_sweep(sweep)[0].run_id: {"job_id": "12_0", "executor": "slurm"}})
+    assert main(["sweep", str(path)]) == 2
+    assert "is SLURM_CONF set and slurmctld up?" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_plan_and_submits_nothing(tmp_path, capsys):
@@ -215,7 +231,7 @@ def test_debug_sweep_skips_done_runs_and_retries_failed_and_new_ones(tmp_path, c
 
     monkeypatch.setattr(runner, "execute", seed1_breaks)
     assert main(["sweep", str(path)]) == 0
-    capsys.readouterr()
+    assert "ran 2 runs in this process: 2 runs: 1 done, 1 failed" in capsys.readouterr().out
     assert main(["status", str(path)]) == 0
     out = capsys.readouterr().out
     assert "2 runs: 1 done, 1 failed, 0 running, 0 pending, 0 missing" in out
