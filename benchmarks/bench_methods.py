@@ -15,7 +15,8 @@ of every op in time order; tracemalloc cannot see torch's allocator); on CUDA, t
 Both count tensors only (not the process), which is what a chunked path bounds.
 
 Usage: python benchmarks/bench_methods.py [--quick] [--device cpu|cuda] [--dtype fp32|bf16] [--only ROW ...]
-bf16 means bf16 inputs (head outputs); both paths compute in float32 (SVD and det have no bf16 kernels).
+bf16 means bf16 inputs (head outputs); both paths compute in float32 (SVD and det have no bf16 kernels), and
+our input gradients come back in bf16 (rounding about 4e-3, which then dominates the gradient columns).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def bench_pmrl_loss(b: int, d: int, k: int, args: argparse.Namespace, repeats: i
     """Time, peak memory and agreement of our PMRL loss vs the official full-SVD formulation."""
     from pmrl_bench.losses import leading_spectrum, unit
 
-    method = get_method("pmrl")(MODALITIES[:k])
+    method = get_method("pmrl")(MODALITIES[:k]).to(args.device)
     tau1, tau2 = method.params["tau1"], method.params["tau2"]
     raw = raw_inputs(b, d, k, args.dtype, args.device)
 
@@ -208,7 +209,7 @@ def bench_similarity(
     kind: str, n: int, d: int, k: int, args: argparse.Namespace, ref_queries: int
 ) -> dict[str, str]:
     """Time and peak memory of our N x N similarity vs the per-query loop (timed on `ref_queries`, extrapolated)."""
-    method = get_method("gram" if kind == "gram" else "pmrl")(MODALITIES[:k])
+    method = get_method("gram" if kind == "gram" else "pmrl")(MODALITIES[:k]).to(args.device)
     t, *parts = raw_inputs(n, d, k, args.dtype, args.device, seed=1)
     query, cands = {"text": t}, dict(zip(MODALITIES[1:], parts, strict=False))
     loop = gram_loop if kind == "gram" else svdvals_loop
@@ -250,7 +251,7 @@ def scaling_rows(args: argparse.Namespace) -> list[dict[str, str]]:
     sim_n = (250, 500, 1000) if args.quick else (1000, 2500, 5000)
     for name in ("pmrl", "clip", "imagebind", "gram"):
         for b, k in [*((b, 3) for b in loss_b), *((loss_b[1], k) for k in (2, 4))]:
-            method = get_method(name)(MODALITIES[:k])
+            method = get_method(name)(MODALITIES[:k]).to(args.device)
             raw = raw_inputs(b, d, k, args.dtype, args.device)
 
             def step(method=method, raw=raw, k=k) -> None:
@@ -271,7 +272,7 @@ def scaling_rows(args: argparse.Namespace) -> list[dict[str, str]]:
         ("cosine_mean similarity", "clip", {}),
     ]:
         for n, k in [*((n, 3) for n in sim_n), *((sim_n[1], k) for k in (2, 4))]:
-            method = get_method(name)(MODALITIES[:k], **params)
+            method = get_method(name)(MODALITIES[:k], **params).to(args.device)
             t, *parts = raw_inputs(n, d, k, args.dtype, args.device, seed=2)
             cands = dict(zip(MODALITIES[1:], parts, strict=False))
 
