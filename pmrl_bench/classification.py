@@ -37,7 +37,7 @@ from pmrl_bench.metrics import accuracy
 from pmrl_bench.task import ClassificationSpec, TaskSpec
 
 PROMPT_ROW_PREFIX = "class#"
-PROBE_L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+PROBE_L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 PROBE_FOLDS = 3
 PROBE_MAX_ITER = 300
 TIE_RULE = "argmax; ties go to the lowest class index"
