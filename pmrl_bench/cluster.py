@@ -224,7 +224,7 @@ def run_task(spec: dict[str, Any]) -> list[dict[str, Any]]:
                   "submit_commit": spec["submit_commit"]}
     summaries, unplanned = [], []
     for raw in spec["runs"]:
-        req = RunRequest.model_validate(raw)
+        req = RunRequest.model_validate({**raw, "provenance": provenance})
         try:
             planned = plan_run(req)
         except Exception as exc:  # task or method files changed since submission: no run id, no record
@@ -238,9 +238,8 @@ def run_task(spec: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             record = execute(req)
         except Exception as exc:  # what the runner raises instead of recording (user errors, data loading)
-            record = _failed_record(planned, _first_line(exc))
-        record = record.model_copy(update={"env": {**record.env, "sweep": provenance}})
-        write_result(Path(req.results_dir), record)
+            record = _failed_record(planned, _first_line(exc), provenance)
+            write_result(Path(req.results_dir), record)
         _log(summary_line(record, planned.path))
         summaries.append({"run_id": record.run_id, "status": record.status, "error": record.error})
     if unplanned:
@@ -253,7 +252,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
-def _failed_record(planned: Any, error: str) -> Any:
+def _failed_record(planned: Any, error: str, provenance: dict[str, Any]) -> Any:
     """A `failed` record for a run that raised; its checkpoint is removed."""
     from pmrl_bench.env import environment
     from pmrl_bench.results import RunResult
@@ -263,7 +262,7 @@ def _failed_record(planned: Any, error: str) -> Any:
     checkpoint_path(req.results_dir, planned.run_id).unlink(missing_ok=True)
     return RunResult(run_id=planned.run_id, config_hash=planned.config_hash, method=req.method, task=planned.spec.name,
                      seed=req.seed, status="failed", error=error, config=planned.config,
-                     env=environment(req.device), created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+                     env={**environment(req.device), "sweep": provenance}, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
 
 def job_states(executor: Executor, job_ids: Sequence[str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ from pmrl_bench.task import TaskSpec, TrainConfig, load_task
 SECTIONS = {"method": "method_params", "train": "train", "data": "data", "encoders": "encoders"}
 # Keys that say where things are, not what is computed: left out of run_id and config_hash.
 NON_IDENTITY_DATA_KEYS = frozenset({"data_dir", "features_root", "cache_dir"})
-NON_IDENTITY_ENCODER_KEYS = frozenset({"batch_size", "device"})
+NON_IDENTITY_ENCODER_KEYS = frozenset({"batch_size", "device", "decode_workers"})
 
 
 def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
@@ -31,6 +31,11 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str):  # YAML 1.1 reads 1e-5 as a string
+            try:
+                value = float(raw)
+            except ValueError:
+                pass
         out.append((key.strip(), value))
     return out
 
@@ -43,7 +48,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise BenchError(f"--set {key}: expected {type(default).__name__}, got {value!r}")
 
 
-def _apply(config: dict[str, Any], key: str, value: Any) -> None:
+def apply_override(config: dict[str, Any], key: str, value: Any) -> None:
+    """Set one `--set` key in a resolved config (short or dotted key), checking it exists and its type."""
     head, _, rest = key.partition(".")
     if head in SECTIONS and rest:
         section, path = SECTIONS[head], rest.split(".")
@@ -86,7 +92,7 @@ def resolve_config(task: str | TaskSpec, method: str, overrides: list[tuple[str,
         "encoders": copy.deepcopy(dict(spec.encoders)),
     }
     for key, value in overrides:
-        _apply(config, key, value)
+        apply_override(config, key, value)
     try:
         config["train"] = TrainConfig.model_validate(config["train"]).model_dump()
     except ValidationError as exc:

@@ -21,4 +21,9 @@ def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = 
         return out
     from pmrl_bench.encoding import encode_split  # media path: imports transformers lazily
 
-    return encode_split(spec, config, out, role=role, device=device)
+    feats = encode_split(spec, config, out, role=role, device=device)
+    if role == "test" and any(c.mode == "zero_shot" for c in spec.classification):
+        from pmrl_bench.classification import attach_class_prompts
+
+        feats = attach_class_prompts(spec, config, feats, device)
+    return feats

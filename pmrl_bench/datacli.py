@@ -18,7 +18,7 @@ ROLES = ("train", "test")
 
 def data_config(task: str, overrides: list[str]) -> tuple[Any, dict[str, Any]]:
     """(task spec, {"data": ..., "encoders": ...}) with the `--set` overrides applied."""
-    from pmrl_bench.config import _apply, parse_overrides
+    from pmrl_bench.config import apply_override, parse_overrides
     from pmrl_bench.task import load_task
 
     spec = load_task(task)
@@ -27,7 +27,7 @@ def data_config(task: str, overrides: list[str]) -> tuple[Any, dict[str, Any]]:
     for key, value in parse_overrides(overrides):
         if key.split(".")[0] in ("method", "train"):
             continue  # training settings do not change features
-        _apply(config, key, value)
+        apply_override(config, key, value)
     return spec, {"data": config["data"], "encoders": config["encoders"]}
 
 

@@ -14,8 +14,8 @@ from torch import Tensor
 from pmrl_bench.errors import BenchError
 from pmrl_bench.features import ModalityFeatures, SplitFeatures
 from pmrl_bench.heads import ProjectionHeads
-from pmrl_bench.metrics import retrieval_metrics
 from pmrl_bench.method import Method
+from pmrl_bench.metrics import retrieval_metrics
 from pmrl_bench.task import RetrievalDirection, TaskSpec
 
 TIE_RULE = "pessimistic: rank = 1 + #irrelevant candidates scoring >= the best relevant candidate"
@@ -97,6 +97,7 @@ def evaluate_direction(
     direction: RetrievalDirection,
     metric_names: Sequence[str],
     device: str,
+    query_group: str | None = None,
 ) -> EvalOutput:
     """Rank every query row of `direction.query` against every item's candidate tuple."""
     if len(direction.query) != 1:
@@ -118,9 +119,12 @@ def evaluate_direction(
     if unknown:
         raise BenchError(f"unknown retrieval metric(s) {unknown}; known: {sorted(values)}")
     p = direction.name
+    per_query = {f"{p}/rank": ranks.tolist()}
+    if query_group:  # queries of one item form one independent unit for the statistics
+        per_query[f"{p}/group"] = q_feats.item_index.tolist()
     return EvalOutput(
         metrics={f"{p}/{m}": values[m] for m in metric_names},
-        per_query={f"{p}/rank": ranks.tolist()},
+        per_query=per_query,
         eval_set={p: eval_set_digest(q_feats.row_ids, split.item_ids)},
         protocol={p: {"query": qmod, "candidates": list(direction.candidates),
                       "n_queries": len(ranks), "n_candidates": split.n_items}},
@@ -140,7 +144,7 @@ def evaluate(
     out = EvalOutput(protocol={"tie_rule": TIE_RULE, "split": spec.splits["test"]})
     with torch.no_grad():
         for direction in spec.retrieval:
-            out.update(evaluate_direction(method, heads, test, direction, spec.metrics, device))
+            out.update(evaluate_direction(method, heads, test, direction, spec.metrics, device, spec.query_group))
     if spec.classification:
         from pmrl_bench.classification import evaluate_classification
 

@@ -33,7 +33,8 @@ class RunResult(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict, description="'<prefix>/<metric>' -> value")
     per_query: dict[str, list[int]] = Field(
         default_factory=dict,
-        description="'<prefix>/rank' (1-based rank of the first relevant candidate) or '<prefix>/correct' (0/1)",
+        description="'<prefix>/rank' (1-based rank of the first relevant candidate) or '<prefix>/correct' (0/1); "
+        "'<prefix>/group' (item index of each query) when the task declares query_group",
     )
     eval_set: dict[str, str] = Field(
         default_factory=dict,

@@ -34,6 +34,7 @@ class RunRequest(BaseModel):
     results_dir: str = "results"
     device: str = "cpu"
     force: bool = False
+    provenance: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ def execute(req: RunRequest, checkpoint_dir: Path | None = None, label: str | No
     test_feats = load_features(planned, "test", req.device)
     encode_s = time.perf_counter() - t0
 
+    env = environment(req.device)
+    if req.provenance:
+        env["sweep"] = req.provenance
     torch.manual_seed(req.seed)
     tcfg = config["train"]
     in_dims = {m: train_feats.modalities[m].dim for m in spec.modalities}
@@ -134,10 +138,13 @@ def execute(req: RunRequest, checkpoint_dir: Path | None = None, label: str | No
 
     base = dict(
         run_id=rid, config_hash=planned.config_hash, method=req.method, task=spec.name, seed=req.seed,
-        config=config, env=environment(req.device),
+        config=config, env=env,
     )
     protocol: dict[str, Any] = {
-        "train": train_feats.info, "test": test_feats.info, "caption_policy": dict(spec.caption_policy),
+        "train": train_feats.info, "test": test_feats.info, "caption_policy": {
+            role: feats.info.get("caption_policy", spec.caption_policy.get(role))
+            for role, feats in (("train", train_feats), ("test", test_feats))
+        },
         "method": method.protocol(), "seeds_affect": "head initialisation and batch order",
     }
     timing: dict[str, float] = {"encode_s": encode_s}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -63,9 +65,24 @@ class RowSampler:
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = path.parent / f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:  # a signal (e.g. submitit's requeue) during the save must not leave the temp file behind
+        tmp.unlink(missing_ok=True)
+
+
+def _param_groups(heads: ProjectionHeads, method: Method, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices only; biases and scalars (temperatures, logit scales) are not decayed."""
+    params = [p for p in [*heads.parameters(), *method.parameters()] if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
 
 
 def load_checkpoint(path: Path | None, run_id: str) -> dict[str, Any] | None:
@@ -100,8 +117,7 @@ def train(
     modalities = [m for m in method.modalities if m in split.modalities]
     values = {m: split.modalities[m].values.to(device) for m in modalities}
     samplers = {m: RowSampler(split.modalities[m], split.n_items) for m in modalities}
-    params = [p for p in [*heads.parameters(), *method.parameters()] if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    optimizer = torch.optim.AdamW(_param_groups(heads, method, cfg["weight_decay"]), lr=cfg["lr"])
     generator = torch.Generator().manual_seed(seed)
     n, bs = split.n_items, cfg["batch_size"]
     steps_per_epoch = max(1, n // bs)  # drop the last partial batch: contrastive losses need full batches

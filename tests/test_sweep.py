@@ -261,7 +261,7 @@ def test_status_reads_files_first_then_the_scheduler_and_resubmission_leaves_que
     sweep = load_sweep(str(path))
     planned = plan_sweep(sweep)
     for p in (planned[4], planned[5]):  # failed before; run 4 is being retried by job 6_0
-        write_result(sweep.results_dir, cluster._failed_record(p, "ValueError: first try failed"))
+        write_result(sweep.results_dir, cluster._failed_record(p, "ValueError: first try failed", {}))
     jobs = {0: "5_0", 1: "5_1", 2: "5_2", 4: "6_0", 6: "7"}
     state = {planned[i].run_id: {"job_id": j, "executor": "slurm", "submitted_at": "t", "submit_commit": None}
              for i, j in jobs.items()}
