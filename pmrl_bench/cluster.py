@@ -186,6 +186,13 @@ class SweepTask(Checkpointable):
     def __call__(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
         return run_task(spec)
 
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """Called by submitit's USR2 handler before it requeues: from now on errors are the interruption's."""
+        from pmrl_bench.runner import INTERRUPTED
+
+        INTERRUPTED.set()
+        return super().checkpoint(*args, **kwargs)
+
 
 def task_spec(sweep: str, planned: Sequence[Any], profile: Profile, submit_commit: str | None) -> dict[str, Any]:
     """The plain, JSON-serialisable input of one job: its RunRequest dicts on the profile's device, run ids."""
@@ -208,7 +215,7 @@ def run_task(spec: dict[str, Any]) -> list[dict[str, Any]]:
     import torch
 
     from pmrl_bench.env import git_commit
-    from pmrl_bench.runner import RunRequest, checkpoint_path, execute, plan_run, summary_line
+    from pmrl_bench.runner import INTERRUPTED, RunRequest, checkpoint_path, execute, plan_run, summary_line
 
     torch.set_num_threads(int(spec["threads"]))
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -238,6 +245,8 @@ def run_task(spec: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             record = execute(req)
         except Exception as exc:  # what the runner raises instead of recording (user errors, data loading)
+            if INTERRUPTED.is_set():  # the requeue itself failed mid-way: no record, the checkpoint stays
+                raise
             record = _failed_record(planned, _first_line(exc), provenance)
             write_result(Path(req.results_dir), record)
         _log(summary_line(record, planned.path))

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +21,11 @@ from pmrl_bench.errors import BenchError
 from pmrl_bench.features import SplitFeatures
 from pmrl_bench.results import RunResult, existing_ok, result_path, write_result
 from pmrl_bench.task import DEFAULT_TASK, TaskSpec, load_task
+
+INTERRUPTED = threading.Event()
+"""Set by a cluster job once the scheduler preempts it or its time runs out. An error raised while it is set
+comes from the interruption itself (e.g. the requeue call inside the signal handler), not from the run: it is
+re-raised, no failed record is written and the epoch checkpoint stays for the requeued job."""
 
 
 class RunRequest(BaseModel):
@@ -164,6 +170,8 @@ def execute(req: RunRequest, checkpoint_dir: Path | None = None, label: str | No
     except BenchError:
         raise
     except Exception as exc:  # recorded, not raised: one failing run must not stop a sweep
+        if INTERRUPTED.is_set():
+            raise
         record = RunResult(**base, status="failed", error=_first_line(exc), protocol=protocol,
                            timing=timing, created_at=_now())
     write_result(Path(req.results_dir), record)

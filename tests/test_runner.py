@@ -130,3 +130,24 @@ def test_features_are_float32_and_deterministic():
         assert torch.equal(a.modalities[m].values, b.modalities[m].values)
     train = load_split(spec, cfg, "train")
     assert not set(train.item_ids) & set(a.item_ids)
+
+
+def test_error_during_a_preemption_is_not_recorded_as_a_failure(tmp_path, monkeypatch):
+    from pmrl_bench import runner
+
+    cls = registry.get_method("clip")
+
+    class Preempted(cls):
+        def similarity(self, query, candidates):
+            runner.INTERRUPTED.set()  # as submitit's USR2 handler does before requeueing
+            raise RuntimeError("scontrol requeue died with SIGTERM")
+
+    monkeypatch.setattr(registry, "get_method", lambda name: Preempted)
+    req = _req(tmp_path)
+    try:
+        with pytest.raises(RuntimeError, match="scontrol"):
+            execute(req)
+    finally:
+        runner.INTERRUPTED.clear()
+    assert not plan_run(req).path.exists()
+    assert checkpoint_path(req.results_dir, plan_run(req).run_id).is_file()  # the requeued job resumes from it
