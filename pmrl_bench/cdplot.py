@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,23 +10,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pmrl_bench.results import atomic_write_bytes
 from pmrl_bench.stats.ranking import cliques
 
 WIDTH_IN, DPI = 6.0, 150
 FONT_SIZE = 9
 CHAR_IN = 0.075  # generous average character width of the default font at FONT_SIZE, in inches
 MIN_AXIS_IN = 2.5  # the figure widens beyond WIDTH_IN when long labels leave the axis less than this
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write bytes to a hidden temp file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _label(name: str, rank: float) -> str:
@@ -84,5 +72,5 @@ def draw_cd_diagram(labels: Sequence[str], mean_ranks: np.ndarray, cd: float, pa
     fig = cd_figure(labels, mean_ranks, cd)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)

@@ -51,20 +51,23 @@ def result_path(results_dir: Path, task: str, method: str, run_id: str) -> Path:
     return Path(results_dir) / task / method / f"{run_id}.json"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically: unique hidden temp file in the same folder, fsync, os.replace."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: unique hidden temp file in the same folder, fsync, os.replace.
+
+    The temp name is unique across nodes (host, pid, random) and removed whatever happens, also when a
+    signal interrupts the write; the folder is fsynced after the rename so the new name is durable.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:
@@ -73,6 +76,11 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write UTF-8 `text` to `path` atomically (see atomic_write_bytes)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_result(results_dir: Path, record: RunResult) -> Path:

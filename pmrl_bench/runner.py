@@ -105,7 +105,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def execute(req: RunRequest, checkpoint_dir: Path | None = None, label: str | None = None) -> RunResult:
+def execute(req: RunRequest, label: str | None = None) -> RunResult:
     """Train and evaluate one run, write its record atomically and return it (skips a done run unless forced).
 
     User errors (unknown names, missing data) raise BenchError and write nothing. A NaN/Inf loss or an
@@ -124,7 +124,7 @@ def execute(req: RunRequest, checkpoint_dir: Path | None = None, label: str | No
         return read_result(planned.path)
     spec, config, rid = planned.spec, planned.config, planned.run_id
     label = label or f"[{req.method} {spec.name} seed {req.seed}]"
-    ckpt = (checkpoint_dir / f"{rid}.pt") if checkpoint_dir else checkpoint_path(req.results_dir, rid)
+    ckpt = checkpoint_path(req.results_dir, rid)
 
     t0 = time.perf_counter()
     train_feats = load_features(planned, "train", req.device)

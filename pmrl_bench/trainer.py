@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import secrets
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from torch import Tensor
 from pmrl_bench.features import ModalityFeatures, SplitFeatures
 from pmrl_bench.heads import ProjectionHeads
 from pmrl_bench.method import Method
+from pmrl_bench.results import atomic_write_bytes
 
 
 class NonFiniteLoss(RuntimeError):
@@ -64,16 +63,9 @@ class RowSampler:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:  # a signal (e.g. submitit's requeue) during the save must not leave the temp file behind
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _param_groups(heads: ProjectionHeads, method: Method, weight_decay: float) -> list[dict[str, Any]]:
