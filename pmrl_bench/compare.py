@@ -74,7 +74,15 @@ def _scope(task: str, prefix: str, a: Entity, b: Entity) -> Scope:
         raise BenchError(f"different eval sets on {task}/{prefix}: {a.label} {da}, {b.label} {db}; "
                          "paired tests need the same queries and candidates")
     ref = sa if sa.digest is not None or sb.digest is None else sb
-    return build_scope(task, prefix, [a, b], reference=ref.reference)
+    joint = build_scope(task, prefix, [a, b], reference=ref.reference)
+    lost = [e for e in (a, b) if e.key not in joint.samples]
+    if lost:
+        why = sorted({w for r, w in joint.left_out if (r.method, r.config_hash) == (lost[0].method, lost[0].config_hash)})
+        raise BenchError(f"different eval sets on {task}/{prefix}: {lost[0].label} has no run on the other's "
+                         f"({', '.join(why)}); paired tests need the same queries and candidates")
+    if joint.n_units < 2:
+        raise BenchError(f"{task}/{prefix} has fewer than 2 queries: nothing to test")
+    return joint
 
 
 def _interval(lo: float, hi: float) -> str:

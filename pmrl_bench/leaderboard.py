@@ -203,10 +203,12 @@ def render_task_table(tt: TaskTable) -> str:
 
 
 def _m_text(comparisons: dict[str, int]) -> str:
-    ms = sorted(set(comparisons.values()))
+    ms = sorted(set(comparisons.values()) - {0})
+    if not ms:
+        return f"over the comparisons of a column (none here: fewer than 2 methods with >= {MIN_SEEDS} seeds)"
     if len(ms) == 1:
         return f"over the {ms[0]} comparison{'' if ms[0] == 1 else 's'} of that column"
-    return f"over the comparisons of that column (m = {ms[0]}-{ms[-1]})" if ms else "over the comparisons of that column"
+    return f"over the comparisons of that column (m = {ms[0]}-{ms[-1]})"
 
 
 def _queries_text(tt: TaskTable) -> str:

@@ -200,7 +200,10 @@ def read_run(path: Path) -> Run | Problem:
         rec = RunResult.model_validate_json(text)
     except ValidationError as exc:
         return Problem(path, _schema_reason(exc))
-    reasons = check_record(rec, path)
+    try:
+        reasons = check_record(rec, path)
+    except (OverflowError, ValueError) as exc:  # e.g. an integer outside int64 in per_query
+        return Problem(path, f"per_query values out of range ({exc})")
     return Problem(path, "; ".join(reasons)) if reasons else _to_run(rec, path)
 
 

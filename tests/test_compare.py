@@ -98,3 +98,20 @@ def test_unknown_task(results, capsys):
 def test_eval_set_refusal_names_both_digests(results, capsys):
     _, _, err = run(capsys, "--results-dir", str(results), "--task", "synthetic", "--methods", "pmrl", "other")
     assert digest("synthetic:t2va/rank")[:8] in err and digest("other split")[:8] in err
+
+
+def test_unverified_run_on_other_gallery_is_refused(tmp_path, capsys):
+    for seed in range(3):
+        write(tmp_path, "synthetic", "pmrl", seed, {"t2va/rank": simulated_ranks(50, 0.7, seed)})
+        write(tmp_path, "synthetic", "gram", seed, {"t2va/rank": simulated_ranks(50, 0.4, seed)}, eval_set={},
+              n_candidates=150)
+    rc, out, err = run(capsys, "--results-dir", str(tmp_path), "--task", "synthetic", "--methods", "pmrl", "gram")
+    assert rc == 2 and out == "" and "other gallery size" in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_query_is_refused(tmp_path, capsys):
+    for seed in range(3):
+        write(tmp_path, "synthetic", "pmrl", seed, {"t2va/rank": np.array([1])})
+        write(tmp_path, "synthetic", "gram", seed, {"t2va/rank": np.array([3])})
+    rc, _, err = run(capsys, "--results-dir", str(tmp_path), "--task", "synthetic", "--methods", "pmrl", "gram")
+    assert rc == 2 and "fewer than 2 queries" in err

@@ -84,11 +84,16 @@ def test_monte_carlo_sign_flip_near_exact():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_bh_and_holm_against_definitions(seed):
+    """Adjusted p <= alpha rejects exactly what the textbook step-down (Holm) / step-up (BH) procedures reject."""
     p = np.random.default_rng(seed).random(9) ** 3
-    np.testing.assert_allclose(adjust(p, "bh"), sps.false_discovery_control(p, method="bh"))
-    order = np.argsort(p)
-    holm = np.maximum.accumulate(np.minimum(1, (9 - np.arange(9)) * p[order]))
-    np.testing.assert_allclose(adjust(p, "holm")[order], holm)
+    m, ranked = len(p), np.sort(p)
+    for alpha in (0.001, 0.01, 0.05, 0.1, 0.2, 0.5):
+        holm_rejected = 0  # Holm: reject p_(1), p_(2), ... while p_(j) <= alpha / (m - j + 1)
+        while holm_rejected < m and ranked[holm_rejected] <= alpha / (m - holm_rejected):
+            holm_rejected += 1
+        assert (adjust(p, "holm") <= alpha).sum() == holm_rejected
+        bh_rejected = max([j for j in range(1, m + 1) if ranked[j - 1] <= j * alpha / m], default=0)
+        assert (adjust(p, "bh") <= alpha).sum() == bh_rejected  # BH: the largest j with p_(j) <= j alpha / m
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -113,3 +113,10 @@ def test_validate_never_modifies_files(tmp_path, capsys):
     bad.write_text("{")
     validate(capsys, tmp_path)
     assert bad.read_text() == "{"
+
+
+def test_integer_outside_int64_is_a_bad_file(tmp_path, capsys):
+    bad = write(tmp_path, "synthetic", "pmrl", 0, {"t2va/rank": RANKS})
+    edit(bad, lambda d: d["per_query"]["t2va/rank"].__setitem__(0, 10**20))
+    rc, out = validate(capsys, tmp_path)
+    assert rc == 1 and "out of range" in out
