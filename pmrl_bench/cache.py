@@ -117,7 +117,11 @@ class FeatureCache:
             return "key mismatch (meta.json names another key)"
         if not emb_path.is_file():
             return "embeddings.safetensors missing"
-        if file_sha256(emb_path) != meta.get("sha256"):
+        try:
+            checksum = file_sha256(emb_path)
+        except OSError as exc:
+            return f"unreadable embeddings.safetensors ({exc.__class__.__name__})"
+        if checksum != meta.get("sha256"):
             return "checksum mismatch in embeddings.safetensors"
         try:
             with safe_open(str(emb_path), framework="pt") as fh:
@@ -185,11 +189,23 @@ class FeatureCache:
                     os.fsync(fh.fileno())
             (tmp / "meta.json").write_text(json.dumps(full_meta, indent=1, ensure_ascii=False, default=str),
                                            encoding="utf-8")
-            if final.exists():
-                trash = final.parent / f".{final.name}.old-{secrets.token_hex(4)}"
-                os.replace(final, trash)
-                shutil.rmtree(trash, ignore_errors=True)
-            os.replace(tmp, final)
+            for _attempt in range(5):
+                if final.exists():
+                    if isinstance(self._verify(key, final), CachedFeatures):
+                        break  # a concurrent writer (parallel sweep job) stored the same key: keep its entry
+                    trash = final.parent / f".{final.name}.old-{secrets.token_hex(4)}"
+                    try:
+                        os.replace(final, trash)
+                    except FileNotFoundError:
+                        pass
+                    shutil.rmtree(trash, ignore_errors=True)
+                try:
+                    os.replace(tmp, final)
+                    break
+                except OSError:  # another writer renamed its entry into place first; look again
+                    continue
+            else:
+                raise OSError(f"could not place cache entry {final} (concurrent writers)")
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

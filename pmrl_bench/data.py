@@ -9,14 +9,27 @@ from pmrl_bench.registry import get_adapter
 from pmrl_bench.task import TaskSpec
 
 
+def read_split(spec: TaskSpec, config: dict[str, Any], role: str) -> Any:
+    """The adapter's output for the split that plays `role`; a malformed annotation file is a BenchError."""
+    from pmrl_bench.errors import BenchError
+
+    split = spec.splits[role]
+    try:
+        return get_adapter(spec.adapter)(split=split, **config["data"])
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise BenchError(
+            f"{spec.name}: the annotation files of split {split!r} do not have the format adapter {spec.adapter!r} "
+            f"reads ({type(exc).__name__}: {exc}); see the expected layout in tasks/adapters/{spec.adapter}.py"
+        ) from None
+
+
 def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = "cpu") -> SplitFeatures:
     """Features of the split that plays `role` ('train' or 'test') in this task.
 
     An adapter returns either `SplitFeatures` directly (synthetic data, pre-extracted features) or a
     list of items with media references, which are encoded (and cached) here.
     """
-    adapter = get_adapter(spec.adapter)
-    out = adapter(split=spec.splits[role], **config["data"])
+    out = read_split(spec, config, role)
     if isinstance(out, SplitFeatures):
         return out
     from pmrl_bench.encoding import encode_split  # media path: imports transformers lazily

@@ -32,9 +32,9 @@ def data_config(task: str, overrides: list[str]) -> tuple[Any, dict[str, Any]]:
 
 
 def _items(spec: Any, config: dict[str, Any], role: str) -> Any:
-    from pmrl_bench.registry import get_adapter
+    from pmrl_bench.data import read_split
 
-    return get_adapter(spec.adapter)(split=spec.splits[role], **config["data"])
+    return read_split(spec, config, role)
 
 
 def extract(args: argparse.Namespace) -> int:

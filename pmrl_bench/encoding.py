@@ -202,6 +202,8 @@ def plan_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: str
         "missing_by_modality": {m: len(ids) for m, ids in sorted(items.missing.items()) if m in spec.modalities},
         "kept_ids_sha256": ids_sha256(kept_ids), "annotations": items.annotation_identity,
     }
+    if "text" in spec.modalities and (no_text := [i.item_id for i in kept if not i.texts]):
+        info.update(n_without_text=len(no_text), without_text_first_ids=no_text[:FIRST_MISSING_SHOWN])
     return plans, info
 
 

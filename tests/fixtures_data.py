@@ -237,7 +237,7 @@ def make_didemo(root: Path) -> Path:
     names = ["1234@N00_111_aaa.mov", "5678@N01_222_bbb.avi", "9012@N02_333_ccc.mp4", "3456@N03_444_ddd.mov"]
     for split, chosen in (("train", names[:2]), ("test", names[2:])):
         moments = [{"annotation_id": 10 * i + k, "description": caption(10 * i + k), "video": v,
-                    "times": [[k, k], [k, k + 1]], "num_segments": 6, "download_link": "https://flickr.com/x"}
+                    "times": [[k, k], [k, k + 1]], "num_segments": 6, "dl_link": "https://flickr.com/x"}
                    for i, v in enumerate(chosen) for k in range(2)]
         root.mkdir(parents=True, exist_ok=True)
         (root / f"{split}_data.json").write_text(json.dumps(moments))

@@ -156,3 +156,6 @@ def test_features_adapter_reads_the_cache_layout_and_plain_files(tmp_path, tmp_p
     assert out.modalities["text"].item_index.tolist() == [0, 1] and out.info["encoders"]["text"] == {"encoder": "mine"}
     out_all = get_adapter("features")(split="test", modalities=["text", "vision"], files=files)
     assert out_all.modalities["text"].row_ids == ("a#0", "a#1", "b#0")  # d has no vision row: its text is dropped
+    assert out_all.info["n_missing"] == 1 and out_all.info["missing_first_ids"] == ["d"]  # ... and reported
+    with pytest.raises(BenchError, match="one pre-extracted paragraph row per item"):
+        get_adapter("features")(split="test", modalities=["text", "vision"], files=files, caption_policy="paragraph")

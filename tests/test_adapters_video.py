@@ -127,3 +127,34 @@ def test_missing_data_fails_in_one_paragraph_and_writes_nothing(tmp_path, monkey
     assert "MSRVTT_data.json or train_val_videodatainfo.json not found (looked in:" in err
     assert "Hugging Face dataset" in err and "--set data_dir=" in err and "\n" not in err
     assert not results.exists() or not list(results.rglob("*.json"))
+
+
+def test_msrvtt_9k_list_with_the_original_release_files(tmp_path):
+    """train_val_videodatainfo.json + test_videodatainfo.json + MSRVTT_train.9k.csv: every listed video has captions."""
+    import csv
+
+    from fixtures_data import caption, write_mp4
+
+    vids = [f"video{i}" for i in range(4)]
+    for name, chosen in (("train_val_videodatainfo.json", vids[:2]), ("test_videodatainfo.json", vids[2:])):
+        (tmp_path / name).write_text(json.dumps({
+            "info": {}, "videos": [{"id": int(v[5:]), "video_id": v, "category": 0, "split": "train"} for v in chosen],
+            "sentences": [{"sen_id": 10 * int(v[5:]) + k, "video_id": v, "caption": caption(k)} for v in chosen for k in range(2)]}))
+    with open(tmp_path / "MSRVTT_train.9k.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["video_id"], *[[v] for v in vids]])
+    write_mp4(tmp_path / "videos" / "video0.mp4")
+    train = get_adapter("msrvtt")(split="train_9k", data_dir=str(tmp_path))
+    assert [len(i.texts) for i in train.items] == [2, 2, 2, 2]
+
+
+def test_didemo_list_file_filter_is_reported(tmp_path, capsys):
+    """Videos left out by {split}_list.txt (annotated but not listed, listed but not annotated) are said, not dropped silently."""
+    from fixtures_data import make_didemo
+
+    root = make_didemo(tmp_path / "didemo")
+    (root / "test_list.txt").write_text("9012@N02_333_ccc.mp4\n0000@N09_999_zzz.mov\n")
+    test = get_adapter("didemo")(split="test", data_dir=str(root))
+    assert [i.item_id for i in test.items] == ["9012@N02_333_ccc"]
+    err = capsys.readouterr().err
+    assert "1 annotated videos not listed" in err and "3456@N03_444_ddd.mov" in err
+    assert "1 listed videos without annotations" in err and "0000@N09_999_zzz.mov" in err

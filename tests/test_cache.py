@@ -133,3 +133,22 @@ def test_corrupt_cache_is_recomputed_and_stale_keys_are_reported(msrvtt_setup, m
     assert main(["data", "check", "--task", "msrvtt", *fewer_frames]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert sum(" stale " in line and "vision" in line for line in lines) == 2
+
+
+def _store_many(root: str) -> int:
+    cache, failures = FeatureCache(root), 0
+    for _ in range(30):
+        try:
+            cache.store(_key(), torch.randn(20, 4), [f"r{j}" for j in range(20)])
+        except OSError:
+            failures += 1
+    return failures
+
+
+def test_concurrent_writers_of_one_key_do_not_fail(tmp_path: Path):
+    """Parallel sweep jobs encode the same split the first time and store the same key at once."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        assert pool.map(_store_many, [str(tmp_path)] * 3) == [0, 0, 0]
+    assert FeatureCache(tmp_path).load(_key()) is not None

@@ -162,3 +162,17 @@ def test_real_minilm_from_its_pypi_package_matches_sentence_transformers():
     np.testing.assert_allclose(ours, reference, atol=1e-5)
     sims = ours @ ours.T
     assert sims[0, 1] > 0.5 > sims[0, 2]  # paraphrases close, unrelated captions far
+
+
+def test_unfused_clap_with_a_fusion_feature_extractor(models, tmp_path, media_files):
+    """An unfused checkpoint whose preprocessor says `fusion` (the extractor's default) takes one mel channel."""
+    import shutil
+
+    from transformers import ClapFeatureExtractor
+
+    shutil.copytree(models["clap"], tmp_path / "clap")
+    fe = ClapFeatureExtractor.from_pretrained(tmp_path / "clap")
+    fe.truncation = "fusion"
+    fe.save_pretrained(tmp_path / "clap")
+    out = build_encoder({"family": "clap_audio", "model": str(tmp_path / "clap")}).encode(media_files["audio"])
+    assert out.shape == (3, 16) and torch.isfinite(out).all()

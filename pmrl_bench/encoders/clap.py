@@ -25,6 +25,15 @@ class ClapAudio(WindowedAudioEncoder):
     model_class = "ClapModel"
     output = "get_audio_features().pooler_output (projected audio embedding)"
 
+    def setup(self) -> None:
+        super().setup()
+        from transformers import AutoConfig
+
+        fused = bool(getattr(AutoConfig.from_pretrained(str(self.source.directory)).audio_config, "enable_fusion", False))
+        if not fused and self.extractor.truncation == "fusion":
+            # an unfused model takes one mel channel; windows never exceed the maximum, so rand_trunc never crops
+            self.extractor.truncation = "rand_trunc"
+
     def default_window(self) -> int:
         return int(self.extractor.nb_max_samples)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,18 @@ def didemo(split: str, data_dir: str | None = None, video_dir: str | list[str] |
         texts.setdefault(moment["video"], []).append(moment["description"])
         times.setdefault(moment["video"], []).append(moment.get("times"))
     order = list(texts)
-    list_file = next((p for p in (root / f"{split}_list.txt", root / "annotations" / f"{split}_list.txt") if p.is_file()), None)
+    list_file = next((p for p in (ann.parent / f"{split}_list.txt", root / f"{split}_list.txt",
+                                  root / "annotations" / f"{split}_list.txt") if p.is_file()), None)
     if list_file is not None:
         files.append(list_file)
-        order = [v for v in read_id_list(list_file) if v in texts]
+        listed = read_id_list(list_file)
+        order = [v for v in listed if v in texts]
+        unlisted = [v for v in texts if v not in set(listed)]
+        unannotated = [v for v in listed if v not in texts]
+        if unlisted or unannotated:
+            print(f"didemo {split}: {list_file.name} defines the split: {len(unlisted)} annotated videos not listed "
+                  f"(first {unlisted[:3]}), {len(unannotated)} listed videos without annotations (first "
+                  f"{unannotated[:3]}) are left out", file=sys.stderr)
     folders = media_folders(root, video_dir, ["videos", "video", "DiDeMo/videos"])
     videos = MediaIndex(folders, VIDEO_SUFFIXES)
     audios = MediaIndex(media_folders(root, audio_dir, []), AUDIO_SUFFIXES) if audio_dir else None

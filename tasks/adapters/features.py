@@ -114,7 +114,8 @@ def features(split: str, modalities: list[str], features_root: str | None = None
     order = loaded[media[0]][1] if media else list(dict.fromkeys(r.rsplit("#", 1)[0] for r in loaded["text"][1]))
     present = [set(loaded[m][1]) for m in media]
     kept = [i for i in order if all(i in s for s in present)]
-    union = list(dict.fromkeys(i for m in media for i in loaded[m][1]))
+    text_items = [r.rsplit("#", 1)[0] for r in loaded["text"][1]] if "text" in loaded else []
+    union = list(dict.fromkeys([*(i for m in media for i in loaded[m][1]), *text_items]))
     dropped = [i for i in union if i not in set(kept)]
     position = {iid: k for k, iid in enumerate(kept)}
     out: dict[str, ModalityFeatures] = {}
@@ -126,6 +127,9 @@ def features(split: str, modalities: list[str], features_root: str | None = None
     if "text" in loaded:
         values, ids, _ = loaded["text"]
         rows = [(r, rid) for r, rid in enumerate(ids) if rid.rsplit("#", 1)[0] in position]
+        if caption_policy == "paragraph" and len({rid.rsplit("#", 1)[0] for _, rid in rows}) != len(rows):
+            raise BenchError(f"features: caption_policy 'paragraph' needs one pre-extracted paragraph row per item "
+                             f"('<item_id>#0'); split {split!r} has several text rows for some items")
         if caption_policy == "first":
             rows = [(r, rid) for r, rid in rows if "#" not in rid or rid.rsplit("#", 1)[1] == "0"]
         idx = torch.tensor([r for r, _ in rows], dtype=torch.long)

@@ -61,6 +61,13 @@ def msrvtt(split: str, data_dir: str | None = None, video_dir: str | list[str] |
             test_json = find_file(root, ["test_videodatainfo.json"], "msrvtt", EXPECTED, ANNOTATION_DIRS)
             data = read_json(test_json)
             files = [test_json]
+        if data_json.name == "train_val_videodatainfo.json" and split in CSV_SPLITS:
+            # the 9k/7k lists include videos of the official test split, whose captions are in test_videodatainfo.json
+            test_json = find_file(root, ["test_videodatainfo.json"], "msrvtt", EXPECTED, ANNOTATION_DIRS)
+            test_data = read_json(test_json)
+            files.append(test_json)
+            data = {"videos": [*data["videos"], *test_data["videos"]],
+                    "sentences": [*data["sentences"], *test_data["sentences"]]}
         captions = _sentences(data)
         if split in CSV_SPLITS:
             csv_path = find_file(root, [CSV_SPLITS[split]], "msrvtt", EXPECTED, ANNOTATION_DIRS)
