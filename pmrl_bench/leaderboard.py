@@ -427,6 +427,7 @@ def render_leaderboard(table: RunTable, tables: list[TaskTable], correction: str
             doc += [f"Primary metric: `{tt.layout.primary}` ({direction}).", ""]
         doc += [render_task_table(tt), "", render_task_footnote(tt, correction)]
     cd_path = out.with_name(f"{out.stem}_cd.png")
+    cd_path.unlink(missing_ok=True)  # redrawn below only when the ranking has one; never left stale
     doc += ["", "## Across tasks", "", render_ranking(tables, poi, cd_path, n_resamples)]
     return "\n".join(doc) + "\n"
 

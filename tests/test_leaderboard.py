@@ -162,6 +162,7 @@ def test_task_without_task_file_and_other_outcomes(tmp_path):
                   groups={"t2v": groups})
     write(tmp_path, "mystery", "gram", 0, {"t2v/rank": rng.geometric(0.5, 100), "cls/correct": rng.random(50) < 0.5},
           groups={"t2v": groups}, eval_set={})
+    (tmp_path / "LEADERBOARD_cd.png").write_bytes(b"stale diagram of an earlier ranking")
     assert main(["leaderboard", "--results-dir", str(tmp_path)]) == 0
     md = (tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8")
     text = section(md, "mystery")
