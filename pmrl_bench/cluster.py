@@ -30,8 +30,10 @@ PROFILES_DIR = ROOT / "slurm" / "profiles"
 DEFAULT_MAX_ARRAY_SIZE = 1001
 SCHEDULER_TIMEOUT_S = 30
 # scheduler states (sacct/squeue; local: RUNNING/FINISHED) grouped by what `status` reports
+# PREEMPTED: every job is submitted with --requeue, so a preempted job comes back (slurm.md 8, case e);
+# counting it as ended would let a resubmission start a second job on the same run and checkpoint.
 PENDING_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
-                            "CONFIGURING", "UNKNOWN"})
+                            "CONFIGURING", "UNKNOWN", "PREEMPTED"})
 RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"})
 
 
@@ -155,7 +157,7 @@ def pack(items: Sequence[Any], n_groups: int) -> list[list[Any]]:
 
 
 def submit_tasks(executor: Executor, profile: Profile, folder: Path, name: str,
-                 specs: list[dict[str, Any]]) -> list[tuple[Any, list[dict[str, Any]]]]:
+                 specs: list[dict[str, Any]], submitted: list[Any] | None = None) -> list[tuple[Any, list[dict[str, Any]]]]:
     """Submit one job per task spec (SLURM: job arrays split at MaxArraySize) and return (job, spec) pairs.
 
     The local executor starts every job at once, so its tasks are packed into `array_parallelism`
@@ -169,7 +171,7 @@ def submit_tasks(executor: Executor, profile: Profile, folder: Path, name: str,
         profile = profile.model_copy(update={"time_min": profile.time_min * per})
     ex = make_executor(executor, profile, folder, name)
     size = max_array_size() if executor == "slurm" else len(specs)
-    submitted = []
+    submitted = [] if submitted is None else submitted  # filled as arrays go in, also when a later one fails
     for piece in chunk(specs, size):
         jobs = ex.map_array(SweepTask(), piece)
         submitted.extend(zip(jobs, piece, strict=True))

@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import json
 import shlex
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +216,14 @@ def _record_state(planned: PlannedRun) -> RunStatus | None:
     return RunStatus(planned, "failed", (record.error or "").splitlines()[0] if record.error else "failed record")
 
 
+def _record_job(planned: PlannedRun) -> str | None:
+    """The job id a run's record was written by (env.sweep.job_id), if any."""
+    try:
+        return str(read_result(planned.path).env.get("sweep", {}).get("job_id"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _last_log_line(path: Path) -> str:
     try:
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
@@ -239,6 +248,9 @@ def run_statuses(sweep: Sweep, planned: list[PlannedRun]) -> list[RunStatus]:
         if p.run_id in waiting:
             entry = waiting[p.run_id]
             job = entry["job_id"]
+            if found is not None and _record_job(p) == job:  # this job already wrote the run's (failed) record
+                out.append(found)
+                continue
             sched = scheduler.get(job) or ("UNKNOWN" if _recent(entry, JUST_SUBMITTED_S) else "gone from the scheduler")
             retry = " (retry of a failed run)" if found else ""
             if sched in RUNNING_STATES:
@@ -319,18 +331,36 @@ def cli_sweep(args: argparse.Namespace) -> int:
     if not todo:
         print("nothing to submit")
         return 0
+    if executor != "slurm":  # runs here: refuse a device this machine lacks before submitting anything
+        from pmrl_bench.runner import check_device
+
+        check_device(profile.device)
     commit = git_commit()
     specs = [task_spec(sweep.name, group, profile, commit) for group in tasks]
-    submitted = submit_tasks(executor, profile, sweep.folder, f"pmrl-{sweep.name}", specs)
+    submitted: list[Any] = []
+    try:
+        submit_tasks(executor, profile, sweep.folder, f"pmrl-{sweep.name}", specs, submitted)
+    except Exception as exc:  # sbatch refused (partition, account, no SLURM here): one line, keep what went in
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        error = BenchError(f"submission failed after {len(submitted)} of {len(specs)} tasks: "
+                           f"{type(exc).__name__}: {lines[-1] if lines else ''}")
+    else:
+        error = None
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     state = read_state(sweep)
     for job, spec in submitted:
         for rid in spec["run_ids"]:
             state[rid] = {"job_id": str(job.job_id), "executor": executor, "submitted_at": now, "submit_commit": commit}
-    write_state(sweep, state)
+    if submitted:
+        write_state(sweep, state)
+    if error is not None:
+        raise error
     if executor == "debug":  # the debug executor runs a job in this process when its result is asked for
         for job, _ in submitted:
-            job.result()
+            exc = job.exception()  # not result(): that drops into pdb when the job raises
+            if exc is not None:
+                print(f"job {job.job_id} raised {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
+                      file=sys.stderr)
         print(f"ran {len(todo)} runs in this process: {summary(run_statuses(sweep, planned))}")
         return 0
     arrays = sorted({str(job.job_id).split("_")[0] for job, _ in submitted})

@@ -42,8 +42,9 @@ def test_same_seed_gives_identical_metrics(tmp_path):
     assert a.run_id == b.run_id != c.run_id
 
 
-def test_resume_from_checkpoint_is_bit_identical(tmp_path, monkeypatch):
-    full = execute(_req(tmp_path / "full", extra=[("epochs", 4)]))
+@pytest.mark.parametrize("dropout", [0.0, 0.1])  # dropout draws from torch's global generator, which must resume too
+def test_resume_from_checkpoint_is_bit_identical(tmp_path, monkeypatch, dropout):
+    full = execute(_req(tmp_path / "full", extra=[("epochs", 4), ("dropout", dropout)]))
 
     real_save = trainer._save_checkpoint
 
@@ -53,7 +54,7 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the job is killed right after the epoch-2 checkpoint
 
     monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
-    req = _req(tmp_path / "resumed", extra=[("epochs", 4)])
+    req = _req(tmp_path / "resumed", extra=[("epochs", 4), ("dropout", dropout)])
     with pytest.raises(KeyboardInterrupt):
         execute(req)
     ckpt = checkpoint_path(req.results_dir, plan_run(req).run_id)

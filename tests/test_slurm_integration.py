@@ -46,7 +46,7 @@ def slurm_profile(tmp_path_factory) -> Path:
     """A profile for the CI cluster; jobs import this checkout."""
     reason = slurm_unavailable()
     if reason:
-        if os.environ.get("CI") == "true":
+        if os.environ.get("CI") == "true" or os.environ.get("PMRL_REQUIRE_SLURM") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
     path = tmp_path_factory.mktemp("profile") / "ci.yaml"

@@ -292,3 +292,50 @@ def test_state_file_survives_as_plain_json(tmp_path):
     data = json.loads((sweep.folder / "state.json").read_text())
     assert data["runs"] == {"abc": {"job_id": "1_0", "executor": "slurm"}} and data["sweep"] == "tiny"
     assert [p.name for p in sweep.folder.iterdir()] == ["state.json"]
+
+
+def test_a_run_that_failed_inside_a_still_running_task_is_failed_not_running(tmp_path, capsys, monkeypatch):
+    path = write_sweep(tmp_path, seeds=[0, 1], executor="slurm", runs_per_task=2)
+    sweep = load_sweep(str(path))
+    planned = plan_sweep(sweep)
+    write_result(sweep.results_dir, cluster._failed_record(planned[0], "ValueError: bad split", {"job_id": "5"}))
+    sweep_mod.write_state(sweep, {p.run_id: {"job_id": "5", "executor": "slurm", "submitted_at": "t"} for p in planned})
+    monkeypatch.setattr(sweep_mod, "job_states", lambda ex, ids: {"5": "RUNNING"})
+    assert main(["status", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("failed") and "ValueError: bad split" in lines[0]
+    assert lines[1].startswith("running")
+
+
+def test_a_refused_submission_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    class FailedJobError(Exception):
+        pass
+
+    def refuse(*a, **k):
+        raise FailedJobError("sbatch: error: invalid partition specified: nope\nsbatch: error: failed")
+
+    monkeypatch.setattr(sweep_mod, "submit_tasks", refuse)
+    assert main(["sweep", str(write_sweep(tmp_path, executor="slurm"))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "submission failed after 0 of 1 tasks" in err, err
+
+
+def test_debug_sweep_with_a_device_this_machine_lacks_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    prof = tmp_path / "gpu.yaml"
+    prof.write_text(yaml.safe_dump({"device": "cuda"}))
+    monkeypatch.setattr(runner.torch.cuda, "is_available", lambda: False)
+    assert main(["sweep", str(write_sweep(tmp_path)), "--profile", str(prof)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no CUDA device" in err, err
+
+
+def test_a_preempted_job_awaiting_its_requeue_is_pending_and_not_resubmitted(tmp_path, capsys, monkeypatch):
+    path = write_sweep(tmp_path, seeds=[0], executor="slurm")
+    sweep = load_sweep(str(path))
+    (p,) = plan_sweep(sweep)
+    sweep_mod.write_state(sweep, {p.run_id: {"job_id": "9_0", "executor": "slurm", "submitted_at": "t"}})
+    monkeypatch.setattr(sweep_mod, "job_states", lambda ex, ids: {"9_0": "PREEMPTED"})
+    assert main(["status", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("pending")
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert "1 queued or running (left alone)" in capsys.readouterr().out
