@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,8 +41,8 @@ class GRAM(Method):
         p = self.params
         if p["anchor"] not in self.modalities:
             raise BenchError(f"gram anchor {p['anchor']!r} is not a modality of this task {self.modalities}")
-        if not p["temperature"] > 0 or not p["min_temperature"] > 0:
-            raise BenchError("gram temperature and min_temperature must be > 0")
+        if not (0 < p["temperature"] < math.inf) or not (0 < p["min_temperature"] < math.inf):
+            raise BenchError("gram temperature and min_temperature must be finite and > 0")
         if not 0 <= p["label_smoothing"] < 1:
             raise BenchError(f"gram label_smoothing must be in [0, 1), got {p['label_smoothing']!r}")
         if p["eps"] < 0:

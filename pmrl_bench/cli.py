@@ -31,6 +31,17 @@ HANDLERS = {
 }
 
 
+def _seed(text: str) -> int:
+    """A seed: an integer in [0, 2^63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 2^63)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every verb."""
     parser = argparse.ArgumentParser(
@@ -47,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train and evaluate one method on one task for some seeds")
     p.add_argument("--method", required=True, help="registered method name (see `list methods`)")
     p.add_argument("--task", default=None, help="task name (default: the embedded synthetic task)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--seeds", type=_seed, nargs="+", default=[0])
     p.add_argument("--results-dir", default="results")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method, train or data setting (repeatable), e.g. tau1=0.1 or train.epochs=5")

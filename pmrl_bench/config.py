@@ -41,6 +41,8 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    if isinstance(value, bool) and default is not None and not isinstance(default, bool):
+        raise BenchError(f"--set {key}: expected {type(default).__name__}, got {value!r}")
     if default is None or isinstance(value, type(default)):
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):

@@ -16,10 +16,11 @@ def read_split(spec: TaskSpec, config: dict[str, Any], role: str) -> Any:
     split = spec.splits[role]
     try:
         return get_adapter(spec.adapter)(split=split, **config["data"])
-    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
         raise BenchError(
-            f"{spec.name}: the annotation files of split {split!r} do not have the format adapter {spec.adapter!r} "
-            f"reads ({type(exc).__name__}: {exc}); see the expected layout in tasks/adapters/{spec.adapter}.py"
+            f"{spec.name}: adapter {spec.adapter!r} rejected split {split!r} (its `data` settings / --set data.* "
+            f"or the annotation files; {type(exc).__name__}: {first}); see tasks/adapters/{spec.adapter}.py"
         ) from None
 
 

@@ -73,6 +73,10 @@ def retrieval_ranks(
     n_q, n_c = len(query_item), len(candidate_item)
     chunk = chunk or default_chunk(n_c)
     cand = candidate_item.view(1, -1)
+    # one relevant column per query (unique candidate items, the usual case): gather the relevant score and
+    # count every candidate scoring >= it (the relevant one itself included) -- one bool chunk of extra memory
+    sorted_items, order = torch.sort(candidate_item)
+    unique = n_c == 0 or bool((sorted_items[1:] != sorted_items[:-1]).all())
     ranks = np.empty(n_q, dtype=np.int64)
     for start in range(0, n_q, chunk):
         stop = min(n_q, start + chunk)
@@ -81,10 +85,18 @@ def retrieval_ranks(
             raise RuntimeError(f"similarity returned shape {tuple(scores.shape)}, expected {(stop - start, n_c)}")
         if bool(torch.isnan(scores).any()):
             raise RuntimeError("similarity produced NaN scores")
-        relevant = query_item[start:stop].view(-1, 1).to(scores.device) == cand.to(scores.device)
+        q = query_item[start:stop]
+        if unique:
+            pos = torch.searchsorted(sorted_items, q).clamp_max(max(n_c - 1, 0))
+            if not bool((sorted_items[pos] == q).all()):
+                raise RuntimeError("a query has no relevant candidate")
+            best = scores.gather(1, order[pos].view(-1, 1).to(scores.device))
+            ranks[start:stop] = (scores >= best).sum(dim=1).cpu().numpy()
+            continue
+        relevant = q.view(-1, 1).to(scores.device) == cand.to(scores.device)
         if not bool(relevant.any(dim=1).all()):
             raise RuntimeError("a query has no relevant candidate")
-        best = torch.where(relevant, scores, torch.full_like(scores, -torch.inf)).amax(dim=1, keepdim=True)
+        best = scores.masked_fill(~relevant, -torch.inf).amax(dim=1, keepdim=True)
         beaten = ((scores >= best) & ~relevant).sum(dim=1)
         ranks[start:stop] = (1 + beaten).cpu().numpy()
     return ranks

@@ -89,7 +89,7 @@ class LogitScale(nn.Module):
 
     def __init__(self, temperature: float, max_scale: float, learnable: bool) -> None:
         super().__init__()
-        if temperature <= 0 or max_scale <= 0:
+        if not (0 < temperature < math.inf) or not max_scale > 0:
             raise BenchError(
                 f"temperature and max_logit_scale must be > 0, got {temperature} and {max_scale}"
             )

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -62,6 +63,16 @@ def check_device(device: str) -> None:
         raise BenchError(f"--device {device}: no CUDA device is available here; use --device cpu")
     if not (device == "cpu" or device.startswith("cuda")):
         raise BenchError(f"--device {device}: expected cpu, cuda or cuda:N")
+
+
+def check_results_dir(path: str | Path) -> None:
+    """Create the results folder and make sure a file can be written there, before any training."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise BenchError(f"--results-dir {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 def plan_run(req: RunRequest) -> PlannedRun:
@@ -123,6 +134,7 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
 
         return read_result(planned.path)
     spec, config, rid = planned.spec, planned.config, planned.run_id
+    check_results_dir(req.results_dir)
     label = label or f"[{req.method} {spec.name} seed {req.seed}]"
     ckpt = checkpoint_path(req.results_dir, rid)
 

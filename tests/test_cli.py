@@ -31,6 +31,11 @@ def test_list_shows_methods_and_tasks_without_importing_torch():
         (["run", "--method", "pmrl", "--set", "epochs=0"], "--set train.epochs"),
         (["run", "--method", "pmrl", "--set", "novalue"], "--set expects key=value"),
         (["run", "--method", "pmrl", "--device", "cuda"], "no CUDA device"),
+        (["run", "--method", "pmrl", "--set", "epochs=true"], "--set epochs: expected int"),
+        (["run", "--method", "pmrl", "--set", "data.foo=1"], "adapter 'synthetic' rejected split"),
+        (["run", "--method", "pmrl", "--set", "hidden=-3"], "adapter 'synthetic' rejected split"),
+        (["run", "--method", "clip", "--set", "temperature=inf"], "must be"),
+        (["run", "--method", "gram", "--set", "temperature=inf"], "must be finite"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, expected, tmp_path):
@@ -53,4 +58,14 @@ def test_run_then_skip_then_force(tmp_path, capsys):
     assert "skip:" in capsys.readouterr().err
     assert files[0].read_text() == before
     assert main([*args, "--force"]) == 0
-    assert "created_at" in files[0].read_text()
+    out = capsys.readouterr()
+    assert "skip:" not in out.err and "clip synthetic seed 0:" in out.out
+    assert files[0].read_text() != before  # re-run: new timing and created_at
+
+
+def test_unwritable_results_dir_is_one_line_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = _cli("run", "--method", "clip", "--results-dir", str(blocker))
+    assert res.returncode == 2 and "--results-dir" in res.stderr and "Traceback" not in res.stderr
+    assert "epoch" not in res.stderr  # refused before any training
