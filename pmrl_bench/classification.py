@@ -216,5 +216,6 @@ def evaluate_classification(method: Method, embed: Embed, train: SplitFeatures, 
         "per_query": {f"{spec.name}/correct": outcome.tolist()},
         "eval_set": {spec.name: eval_set_digest(row_ids, test.label_names)},
         "protocol": {spec.name: {"mode": spec.mode, "input": spec.input, "n_classes": len(test.label_names),
+                                 "n_classes_in_test": len(set(_row_labels(test, spec.input, spec.name).tolist())),
                                  "n_test": len(outcome), "tie_rule": TIE_RULE, **settings}},
     }

@@ -214,7 +214,7 @@ def encode_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: s
     plans, info = plan_split(spec, config, items, role, device)
     kept, _ = items.usable(spec.modalities)
     modalities: dict[str, ModalityFeatures] = {}
-    info.update(encoders={}, cache_keys={})
+    info.update(encoders={}, cache_keys={}, features_sha256={})
     for plan in plans:
         hit = cache.load(plan.key)
         if hit is not None and hit.ids == plan.row_ids:
@@ -233,6 +233,8 @@ def encode_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: s
         modalities[plan.modality] = feats
         info["encoders"][plan.modality] = plan.identity
         info["cache_keys"][plan.modality] = plan.key.digest
+        # what the method saw: the bytes of the encoded rows (tells a machine's encoder drift from training noise)
+        info["features_sha256"][plan.modality] = hashlib.sha256(values.contiguous().numpy().tobytes()).hexdigest()
         if notes:
             info.setdefault("encoder_notes", {})[plan.modality] = notes
     if "text" in modalities:

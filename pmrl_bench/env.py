@@ -1,4 +1,4 @@
-"""Environment metadata recorded in every result (versions, device, host, git commit)."""
+"""Environment metadata recorded in every result (versions, device, CPU, host, git commit)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,19 @@ def _version(name: str) -> str | None:
         return None
 
 
+@cache
+def cpu_model() -> str:
+    """The processor's model name (floating-point results of training can differ between CPU models)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: str) -> dict[str, Any]:
     """Metadata of the process that produced a result."""
     import torch
@@ -51,6 +64,7 @@ def environment(device: str) -> dict[str, Any]:
         "gpu": gpu,
         "host": socket.gethostname(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "git_commit": git_commit(),
         "pmrl_bench": __version__,
         "packages": {name: _version(name) for name in PACKAGES},

@@ -51,7 +51,7 @@ def load_image(ref: MediaRef, background: tuple[int, int, int] = (255, 255, 255)
     try:
         with Image.open(_source(ref)) as img:
             img.load()
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:  # tRNS of P, L and RGB images too
                 rgba = img.convert("RGBA")
                 canvas = Image.new("RGBA", rgba.size, (*background, 255))
                 return Image.alpha_composite(canvas, rgba).convert("RGB")
@@ -255,6 +255,6 @@ def backend_identity() -> dict[str, Any]:
     return {
         "video_decoder": f"pyav-{_version('av')}",
         "audio_decoder": f"soundfile-{_version('soundfile')}+pyav-{_version('av')}",
-        "image_decoder": f"pillow-{_version('pillow')}",
+        "image_decoder": f"pillow-{_version('pillow')}+trns",  # +trns: RGB/L transparent colours composited
         "resampler": resampler,
     }

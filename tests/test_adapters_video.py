@@ -106,6 +106,7 @@ def test_end_to_end_run(task, test_ids, policy, n_queries, data, tmp_path, tmp_p
     assert test["kept_ids_sha256"] == ids_sha256(test_ids)
     assert record["protocol"]["t2va"]["n_queries"] == n_queries
     assert set(test["encoders"]) == {"text", "vision", "audio"} and set(test["cache_keys"]) == {"text", "vision", "audio"}
+    assert {m: len(h) for m, h in test["features_sha256"].items()} == {"text": 64, "vision": 64, "audio": 64}
 
 
 def test_first_caption_policy_override_is_recorded(data, tmp_path, tmp_path_factory):

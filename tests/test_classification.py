@@ -89,7 +89,12 @@ def test_linear_probe_separable_blobs_is_perfect_and_deterministic():
     assert a["per_query"] == {"probe/correct": [1] * 30}
     proto = a["protocol"]["probe"]
     assert proto["mode"] == "linear_probe" and proto["n_classes"] == 3 and proto["n_test"] == 30
-    assert proto["l2"] in proto["l2_grid"] and proto["n_train"] == 60
+    assert proto["l2"] in proto["l2_grid"] and proto["n_train"] == 60 and proto["n_classes_in_test"] == 3
+    two_classes = SplitFeatures(split="test", item_ids=test.item_ids[:20], labels=test.labels[:20], label_names=NAMES,
+                                modalities={"vision": single_row_features(test.modalities["vision"].values[:20],
+                                                                          test.item_ids[:20])})
+    out = evaluate_classification(Cosine(["vision"]), identity_embed, train, two_classes, spec, seed=0)
+    assert out["protocol"]["probe"]["n_classes"] == 3 and out["protocol"]["probe"]["n_classes_in_test"] == 2
 
 
 def test_linear_probe_counts_rows_of_a_multi_row_modality():

@@ -84,6 +84,20 @@ def test_load_image_composites_alpha_on_white(tmp_path: Path):
     assert img.mode == "RGB" and img.getpixel((0, 0)) == (0, 0, 255) and img.getpixel((1, 1)) == (255, 255, 255)
 
 
+@pytest.mark.parametrize("mode,ink,key", [("RGB", (0, 0, 255), (0, 0, 1)), ("L", 0, 1), ("P", 2, 1)])
+def test_load_image_composites_a_transparent_colour_on_white(tmp_path: Path, mode, ink, key):
+    """A PNG without an alpha channel but with a transparent colour (tRNS chunk): that colour becomes white."""
+    from PIL import Image
+
+    img = Image.new(mode, (4, 4), key)
+    if mode == "P":
+        img.putpalette([0, 0, 0, 10, 10, 10, 0, 0, 255])
+    img.putpixel((0, 0), ink)
+    img.save(tmp_path / "stamp.png", transparency=key)
+    out = media.load_image(tmp_path / "stamp.png")
+    assert out.getpixel((1, 1)) == (255, 255, 255) and out.getpixel((0, 0)) != (255, 255, 255)
+
+
 def test_undecodable_media_name_the_file(tmp_path: Path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video at all")

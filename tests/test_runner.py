@@ -29,7 +29,7 @@ def test_record_has_the_fixed_fields(tmp_path):
     assert len(ranks) == 128 and min(ranks) >= 1 and max(ranks) <= 128
     assert data["protocol"]["t2va"]["n_candidates"] == 128
     assert "pessimistic" in data["protocol"]["tie_rule"]
-    assert data["env"]["torch"] and "git_commit" in data["env"]
+    assert data["env"]["torch"] and "git_commit" in data["env"] and data["env"]["cpu"]
     assert data["timing"]["train_s"] > 0
     assert data["metrics"]["t2va/R@1"] > 100 / 128 * 3  # learned something: well above chance
 

@@ -7,12 +7,13 @@ for 928 stamps, ro/ru/bg/ca/es for ~900 each) and, for some, a sound effect `<na
 
 An item is a stamp with a PNG, an English description and a French recording (767 in 2022.06.04-1);
 its id is the stamp's path under `stamps/` without suffix. Modalities: text (the description), vision
-(the PNG), audio (the recording in `speech_lang`). Label: the top-level category (16).
+(the PNG), audio (the recording in `speech_lang`). Label: the top-level category (16; `people` has a
+single stamp, hence one group, which stays in train: 15 categories occur in the test split).
 
 The split is published in tasks/tuxpaint_split.json so that numbers compare across machines; it was
 made by `build_split` (run this file as a script to rebuild it): stamps that share a description
 (after whitespace/case folding), an image file or a recording in any of the large languages (by content
-sha256) form one group; groups are split per category with a fixed seed, every category in both splits;
+sha256) form one group; groups are split per category with a fixed seed, every category with >= 2 groups in both splits;
 the test split keeps one stamp per group (the first id), so every test query has exactly one match.
 """
 
