@@ -17,13 +17,13 @@ PACKAGES = ("numpy", "scipy", "torch", "transformers", "datasets", "safetensors"
 
 @cache
 def git_commit() -> str | None:
-    """The source tree's commit, with '+dirty' when it has uncommitted changes; None outside git."""
+    """The source tree's commit, with '+dirty' when it has uncommitted changes (outside results/); None outside git."""
     try:
         sha = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
             capture_output=True, text=True, timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
