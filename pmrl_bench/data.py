@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pmrl_bench.errors import BenchError
 from pmrl_bench.features import SplitFeatures
 from pmrl_bench.registry import get_adapter
 from pmrl_bench.task import TaskSpec
@@ -11,8 +12,6 @@ from pmrl_bench.task import TaskSpec
 
 def read_split(spec: TaskSpec, config: dict[str, Any], role: str) -> Any:
     """The adapter's output for the split that plays `role`; a malformed annotation file is a BenchError."""
-    from pmrl_bench.errors import BenchError
-
     split = spec.splits[role]
     try:
         return get_adapter(spec.adapter)(split=split, **config["data"])

@@ -195,6 +195,7 @@ class RunStatus:
     planned: PlannedRun
     state: str
     detail: str = ""
+    job_id: str | None = None  # the job that wrote the run's record (env.sweep.job_id), when known
 
     def line(self) -> str:
         """One line of `status` output."""
@@ -213,15 +214,9 @@ def _record_state(planned: PlannedRun) -> RunStatus | None:
         return RunStatus(planned, "failed", f"unreadable record: {str(exc).splitlines()[0]}")
     if record.status == "ok":
         return RunStatus(planned, "done")
-    return RunStatus(planned, "failed", (record.error or "").splitlines()[0] if record.error else "failed record")
-
-
-def _record_job(planned: PlannedRun) -> str | None:
-    """The job id a run's record was written by (env.sweep.job_id), if any."""
-    try:
-        return str(read_result(planned.path).env.get("sweep", {}).get("job_id"))
-    except (ValueError, OSError, AttributeError):
-        return None
+    job = (record.env.get("sweep") or {}).get("job_id")
+    return RunStatus(planned, "failed", (record.error or "").splitlines()[0] if record.error else "failed record",
+                     None if job is None else str(job))
 
 
 def _last_log_line(path: Path) -> str:
@@ -248,7 +243,7 @@ def run_statuses(sweep: Sweep, planned: list[PlannedRun]) -> list[RunStatus]:
         if p.run_id in waiting:
             entry = waiting[p.run_id]
             job = entry["job_id"]
-            if found is not None and _record_job(p) == job:  # this job already wrote the run's (failed) record
+            if found is not None and found.job_id == job:  # this job already wrote the run's (failed) record
                 out.append(found)
                 continue
             sched = scheduler.get(job) or ("UNKNOWN" if _recent(entry, JUST_SUBMITTED_S) else "gone from the scheduler")

@@ -58,7 +58,8 @@ def didemo(split: str, data_dir: str | None = None, video_dir: str | list[str] |
         files.append(list_file)
         listed = read_id_list(list_file)
         order = [v for v in listed if v in texts]
-        unlisted = [v for v in texts if v not in set(listed)]
+        listed_set = set(listed)
+        unlisted = [v for v in texts if v not in listed_set]
         unannotated = [v for v in listed if v not in texts]
         if unlisted or unannotated:
             print(f"didemo {split}: {list_file.name} defines the split: {len(unlisted)} annotated videos not listed "

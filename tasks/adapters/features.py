@@ -116,7 +116,8 @@ def features(split: str, modalities: list[str], features_root: str | None = None
     kept = [i for i in order if all(i in s for s in present)]
     text_items = [r.rsplit("#", 1)[0] for r in loaded["text"][1]] if "text" in loaded else []
     union = list(dict.fromkeys([*(i for m in media for i in loaded[m][1]), *text_items]))
-    dropped = [i for i in union if i not in set(kept)]
+    kept_set = set(kept)
+    dropped = [i for i in union if i not in kept_set]
     position = {iid: k for k, iid in enumerate(kept)}
     out: dict[str, ModalityFeatures] = {}
     for m in media:
