@@ -120,7 +120,7 @@ def official_pmrl(
 
 def bench_pmrl_loss(b: int, d: int, k: int, args: argparse.Namespace, repeats: int) -> dict[str, str]:
     """Time, peak memory and agreement of our PMRL loss vs the official full-SVD formulation."""
-    from pmrl_bench.losses import leading_spectrum, unit
+    from pmrl_bench.train.losses import leading_spectrum, unit
 
     method = get_method("pmrl")(MODALITIES[:k]).to(args.device)
     tau1, tau2 = method.params["tau1"], method.params["tau2"]

@@ -19,17 +19,17 @@ import tracemalloc
 
 import numpy as np
 
-from pmrl_bench.stats import (
+from pmrl_bench.report.stats import (
     BootstrapDraws,
     BootstrapInput,
     bootstrap_p,
     percentile_interval,
     two_level_bootstrap,
 )
-from pmrl_bench.stats.best import column_verdict
-from pmrl_bench.stats.outcomes import metric_def, per_query_values
-from pmrl_bench.stats.paired import seed_query_parts
-from pmrl_bench.stats.streams import counts, default_chunk, query_stream, seed_counts, seed_stream
+from pmrl_bench.report.stats.best import column_verdict
+from pmrl_bench.report.stats.outcomes import metric_def, per_query_values
+from pmrl_bench.report.stats.paired import seed_query_parts
+from pmrl_bench.report.stats.streams import counts, default_chunk, query_stream, seed_counts, seed_stream
 
 METRICS = ("R@1", "R@5", "R@10", "MnR", "MRR")
 SCOPE = "bench/t2v"

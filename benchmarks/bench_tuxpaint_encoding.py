@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from pmrl_bench.encoders import build_encoder
-from pmrl_bench.encoding import run_encoder
+from pmrl_bench.data.encoders import build_encoder
+from pmrl_bench.data.encoding import run_encoder
 from pmrl_bench.registry import get_adapter
 from pmrl_bench.task import load_task
 

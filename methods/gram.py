@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pmrl_bench.errors import BenchError
-from pmrl_bench.losses import anchor_and_tuple, gram_volume, present_modalities, unit
-from pmrl_bench.method import Method
 from pmrl_bench.registry import register_method
+from pmrl_bench.train.losses import anchor_and_tuple, gram_volume, present_modalities, unit
+from pmrl_bench.train.method import Method
 
 
 @register_method("gram")

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from pmrl_bench.errors import BenchError, unknown_name
-from pmrl_bench.losses import (
+from pmrl_bench.registry import register_method
+from pmrl_bench.train.losses import (
     anchor_and_tuple,
     cosine_mean,
     leading_spectrum,
@@ -18,8 +19,7 @@ from pmrl_bench.losses import (
     top_singular_value,
     unit,
 )
-from pmrl_bench.method import Method
-from pmrl_bench.registry import register_method
+from pmrl_bench.train.method import Method
 
 SCORES = ("sigma1", "cosine_mean")
 
@@ -29,7 +29,7 @@ class PMRL(Method):
     """PMRL: L_intra (CE over sigma/tau1, target sigma_1) + lambda_inter * L_inter (InfoNCE over leading left singular vectors / tau2).
 
     Per instance Z = [z^m for each modality] (unit rows); sigma and u_1 come from the k x k Gram
-    matrix (`pmrl_bench.losses.leading_spectrum`, never the full U), negatives are the batch.
+    matrix (`pmrl_bench.train.losses.leading_spectrum`, never the full U), negatives are the batch.
     `sign_fix` orients u_1 canonically (u_1 . sum_m z^m >= 0, ties by the text modality);
     `sign_fix=false` keeps the eigen-solver's sign, as the official code keeps LAPACK's SVD sign
     (the two solvers can disagree, methods.md 7.3). Similarity: sigma_1 of [query, candidate

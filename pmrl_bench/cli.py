@@ -22,12 +22,12 @@ EPILOG = """examples:
 HANDLERS = {
     "list": "pmrl_bench.cli:cmd_list",
     "run": "pmrl_bench.runner:cli_run",
-    "sweep": "pmrl_bench.sweep:cli_sweep",
-    "status": "pmrl_bench.sweep:cli_status",
-    "leaderboard": "pmrl_bench.leaderboard:cli_leaderboard",
-    "compare": "pmrl_bench.compare:cli_compare",
-    "validate": "pmrl_bench.validate:cli_validate",
-    "data": "pmrl_bench.datacli:cli_data",
+    "sweep": "pmrl_bench.cluster.sweep:cli_sweep",
+    "status": "pmrl_bench.cluster.sweep:cli_status",
+    "leaderboard": "pmrl_bench.report.leaderboard:cli_leaderboard",
+    "compare": "pmrl_bench.report.compare:cli_compare",
+    "validate": "pmrl_bench.results.validate:cli_validate",
+    "data": "pmrl_bench.data.cli:cli_data",
 }
 
 

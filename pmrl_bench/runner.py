@@ -18,9 +18,9 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from pmrl_bench.config import config_hash, parse_overrides, resolve_config, run_id
+from pmrl_bench.data.features import SplitFeatures
 from pmrl_bench.errors import BenchError
-from pmrl_bench.features import SplitFeatures
-from pmrl_bench.results import RunResult, existing_ok, result_path, write_result
+from pmrl_bench.results.record import RunResult, existing_ok, result_path, write_result
 from pmrl_bench.task import DEFAULT_TASK, TaskSpec, load_task
 
 INTERRUPTED = threading.Event()
@@ -99,7 +99,7 @@ def checkpoint_path(results_dir: str | Path, rid: str) -> Path:
 
 @lru_cache(maxsize=8)
 def _load_split_cached(task: str, data_key: str, role: str, device: str) -> SplitFeatures:
-    from pmrl_bench.data import load_split
+    from pmrl_bench.data.load import load_split
 
     data = json.loads(data_key)
     return load_split(load_task(task), data, role, device)
@@ -123,14 +123,14 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     error during training/evaluation writes a `failed` record with the error's first line.
     """
     from pmrl_bench.env import environment
-    from pmrl_bench.evaluation import evaluate
-    from pmrl_bench.heads import ProjectionHeads
+    from pmrl_bench.evaluate.retrieval import evaluate
     from pmrl_bench.registry import get_method
-    from pmrl_bench.trainer import NonFiniteLoss, train
+    from pmrl_bench.train.heads import ProjectionHeads
+    from pmrl_bench.train.trainer import NonFiniteLoss, train
 
     planned = plan_run(req)
     if planned.done and not req.force:
-        from pmrl_bench.results import read_result
+        from pmrl_bench.results.record import read_result
 
         return read_result(planned.path)
     spec, config, rid = planned.spec, planned.config, planned.run_id

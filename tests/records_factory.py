@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pmrl_bench.results import RunResult, write_result
-from pmrl_bench.stats.outcomes import metric_def, run_metric
+from pmrl_bench.report.stats.outcomes import metric_def, run_metric
+from pmrl_bench.results.record import RunResult, write_result
 
 RANK_METRICS = ("R@1", "R@5", "R@10", "MdR", "MnR", "MRR")
 

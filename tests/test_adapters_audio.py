@@ -19,8 +19,8 @@ from fixtures_data import (
 
 from pmrl_bench import task as task_module
 from pmrl_bench.cli import main
+from pmrl_bench.data.items import BlobRef, ids_sha256
 from pmrl_bench.errors import BenchError
-from pmrl_bench.items import BlobRef, ids_sha256
 from pmrl_bench.registry import get_adapter
 
 

@@ -18,8 +18,8 @@ from fixtures_data import (
 )
 
 from pmrl_bench.cli import main
+from pmrl_bench.data.items import ids_sha256
 from pmrl_bench.errors import BenchError
-from pmrl_bench.items import ids_sha256
 from pmrl_bench.registry import get_adapter
 
 

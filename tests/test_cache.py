@@ -10,9 +10,9 @@ import torch
 from fixtures_data import SMALL_TRAIN, encoder_overrides, make_msrvtt, tiny_models_dir
 from safetensors.torch import load_file
 
-from pmrl_bench import encoding
-from pmrl_bench.cache import CacheKey, FeatureCache
 from pmrl_bench.cli import main
+from pmrl_bench.data import encoding
+from pmrl_bench.data.cache import CacheKey, FeatureCache
 
 
 def _key(**fields) -> CacheKey:

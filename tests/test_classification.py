@@ -9,7 +9,10 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from pmrl_bench.classification import (
+from pmrl_bench.data.encoders import ENCODER_FAMILIES, register_encoder
+from pmrl_bench.data.features import ModalityFeatures, SplitFeatures, single_row_features
+from pmrl_bench.errors import BenchError
+from pmrl_bench.evaluate.classification import (
     attach_class_prompts,
     class_prompts,
     eval_set_digest,
@@ -19,11 +22,8 @@ from pmrl_bench.classification import (
     prompt_key,
     single_thread,
 )
-from pmrl_bench.encoders import ENCODER_FAMILIES, register_encoder
-from pmrl_bench.errors import BenchError
-from pmrl_bench.features import ModalityFeatures, SplitFeatures, single_row_features
-from pmrl_bench.method import Method
 from pmrl_bench.task import ClassificationSpec, TaskSpec
+from pmrl_bench.train.method import Method
 
 NAMES = ("cat", "dog", "fish")
 

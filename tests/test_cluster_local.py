@@ -11,10 +11,10 @@ import yaml
 
 import pmrl_bench.runner as runner
 from pmrl_bench.cli import main
-from pmrl_bench.cluster import Profile, SweepTask, make_executor, run_task, task_spec
-from pmrl_bench.results import read_result
+from pmrl_bench.cluster.executors import Profile, SweepTask, make_executor, run_task, task_spec
+from pmrl_bench.cluster.sweep import load_sweep, plan_sweep, run_statuses
+from pmrl_bench.results.record import read_result
 from pmrl_bench.runner import RunRequest, checkpoint_path, execute, plan_run
-from pmrl_bench.sweep import load_sweep, plan_sweep, run_statuses
 from tests.helpers import SMALL
 
 # Long enough (~0.1 s per epoch on an idle 2-core machine) that a signal sent right after the epoch-1

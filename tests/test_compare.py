@@ -5,7 +5,7 @@ import pytest
 from records_factory import digest, simulated_ranks, write
 
 from pmrl_bench.cli import main
-from pmrl_bench.stats import crossed_t_test, seed_query_parts
+from pmrl_bench.report.stats import crossed_t_test, seed_query_parts
 
 
 @pytest.fixture(scope="module")

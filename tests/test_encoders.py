@@ -11,7 +11,7 @@ import pytest
 import torch
 from fixtures_data import tiny_models_dir, write_mp4, write_wav
 
-from pmrl_bench.encoders import build_encoder
+from pmrl_bench.data.encoders import build_encoder
 from pmrl_bench.errors import BenchError
 
 TEXTS = ["a man is playing guitar", "a dog runs in the street", "music"]

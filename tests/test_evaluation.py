@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pmrl_bench.evaluation import eval_set_digest, retrieval_ranks
-from pmrl_bench.metrics import accuracy, retrieval_metrics
+from pmrl_bench.evaluate.metrics import accuracy, retrieval_metrics
+from pmrl_bench.evaluate.retrieval import eval_set_digest, retrieval_ranks
 
 
 def _ranks(scores, query_item, cand_item, chunk=None):

@@ -185,7 +185,7 @@ def test_untouched_results(scenario):
 
 
 def test_cd_diagram_labels_fit_and_bytes_are_stable(tmp_path):
-    from pmrl_bench.cdplot import cd_figure, draw_cd_diagram
+    from pmrl_bench.report.cdplot import cd_figure, draw_cd_diagram
 
     labels = ["pmrl", "clip [0123abcd]", "imagebind [89abcdef]", "gram", "clip-anchored", "m6", "m7", "m8"]
     ranks = np.array([1.4, 2.2, 3.1, 3.9, 5.2, 5.5, 6.8, 7.9])

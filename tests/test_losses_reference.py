@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pmrl_bench.losses import gram_volume, leading_spectrum, pmrl_terms, symmetric_info_nce, unit
 from pmrl_bench.registry import get_method
+from pmrl_bench.train.losses import gram_volume, leading_spectrum, pmrl_terms, symmetric_info_nce, unit
 
 TVA = ["text", "vision", "audio"]
 TVAS = ["text", "vision", "audio", "subtitle"]

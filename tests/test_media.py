@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from fixtures_data import frame_code, write_mp4, write_wav
 
-from pmrl_bench import media
+from pmrl_bench.data import media
+from pmrl_bench.data.items import BlobRef
 from pmrl_bench.errors import BenchError
-from pmrl_bench.items import BlobRef
 
 
 def _codes(frames: list) -> list[int]:

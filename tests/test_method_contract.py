@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from pmrl_bench.errors import BenchError
-from pmrl_bench.method import Method
 from pmrl_bench.registry import get_method, method_names
+from pmrl_bench.train.method import Method
 
 METHODS = sorted(method_names())
 MODALITY_SETS = {

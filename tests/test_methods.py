@@ -1,4 +1,4 @@
-"""Properties of the four objectives and of the shared math in pmrl_bench.losses (beyond section 7's numbers)."""
+"""Properties of the four objectives and of the shared math in pmrl_bench.train.losses (beyond section 7's numbers)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pmrl_bench import losses
 from pmrl_bench.errors import BenchError
-from pmrl_bench.losses import (
+from pmrl_bench.registry import get_method
+from pmrl_bench.train import losses
+from pmrl_bench.train.losses import (
     canonical_sign,
     cosine_mean,
     gram_volume,
@@ -19,7 +20,6 @@ from pmrl_bench.losses import (
     top_singular_value,
     unit,
 )
-from pmrl_bench.registry import get_method
 
 TVA = ["text", "vision", "audio"]
 NAMES = ["text", "vision", "audio", "subtitle", "depth"]

@@ -4,7 +4,7 @@ import json
 import multiprocessing as mp
 from pathlib import Path
 
-from pmrl_bench.results import RunResult, iter_result_files, read_result, write_result
+from pmrl_bench.results.record import RunResult, iter_result_files, read_result, write_result
 
 WRITERS = 4
 OWN_RECORDS = 150

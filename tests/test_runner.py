@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import pmrl_bench.registry as registry
-import pmrl_bench.trainer as trainer
-from pmrl_bench.results import RunResult, atomic_write_text, read_result
+import pmrl_bench.train.trainer as trainer
+from pmrl_bench.files import atomic_write_text
+from pmrl_bench.results.record import RunResult, read_result
 from pmrl_bench.runner import RunRequest, checkpoint_path, execute, plan_run
 from tests.helpers import SMALL
 
@@ -118,7 +119,7 @@ def test_record_model_refuses_unknown_fields():
 
 
 def test_features_are_float32_and_deterministic():
-    from pmrl_bench.data import load_split
+    from pmrl_bench.data.load import load_split
     from pmrl_bench.task import load_task
 
     spec = load_task("synthetic")

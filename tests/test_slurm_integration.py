@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from pmrl_bench.cli import main
+from pmrl_bench.cluster.sweep import load_sweep, plan_sweep, read_state, run_statuses
 from pmrl_bench.paths import ROOT
-from pmrl_bench.results import read_result
+from pmrl_bench.results.record import read_result
 from pmrl_bench.runner import checkpoint_path
-from pmrl_bench.sweep import load_sweep, plan_sweep, read_state, run_statuses
 from tests.helpers import SMALL
 from tests.test_cluster_local import PREEMPTIBLE, reference_run, wait_until
 

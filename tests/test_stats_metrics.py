@@ -1,11 +1,11 @@
-"""The per-query metric definitions of pmrl_bench.stats agree with the evaluator's pmrl_bench.metrics."""
+"""The per-query metric definitions of pmrl_bench.report.stats agree with the evaluator's pmrl_bench.evaluate.metrics."""
 
 import numpy as np
 import pytest
 
-from pmrl_bench.stats.outcomes import metric_def, metric_sort_key, per_query_values, run_metric
+from pmrl_bench.report.stats.outcomes import metric_def, metric_sort_key, per_query_values, run_metric
 
-metrics = pytest.importorskip("pmrl_bench.metrics")
+metrics = pytest.importorskip("pmrl_bench.evaluate.metrics")
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -36,7 +36,7 @@ def test_definitions():
 def test_pessimistic_ranks_from_scores_9e():
     """stats.md 9(e): ties count against the method; other relevant candidates never count."""
     torch = pytest.importorskip("torch")
-    evaluation = pytest.importorskip("pmrl_bench.evaluation")
+    evaluation = pytest.importorskip("pmrl_bench.evaluate.retrieval")
     scores = torch.tensor([[0.75, 0.25, 0.5], [0.5, 0.5, 0.25], [0.5, 0.5, 0.5]])
     ranks = evaluation.retrieval_ranks(lambda a, b: scores[a:b], torch.arange(3), torch.arange(3))
     np.testing.assert_array_equal(ranks, [1, 2, 3])

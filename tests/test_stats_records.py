@@ -5,7 +5,7 @@ import pytest
 from records_factory import digest, write
 
 from pmrl_bench.errors import BenchError
-from pmrl_bench.records import (
+from pmrl_bench.results.table import (
     build_scope,
     check_config_choices,
     load_runs,
@@ -69,7 +69,7 @@ def test_entities_labels_and_config_choices(tmp_path):
 
 
 def test_layout_from_task_file_or_records(tmp_path):
-    from pmrl_bench.records import task_layout
+    from pmrl_bench.results.table import task_layout
 
     write(tmp_path, "synthetic", "a", 0, {"t2va/rank": RANKS})
     write(tmp_path, "synthetic-noisy-anchor", "a", 0, {"other/rank": RANKS})

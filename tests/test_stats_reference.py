@@ -1,10 +1,10 @@
-"""pmrl_bench.stats against the hand-checked reference values of spec/stats.md section 9."""
+"""pmrl_bench.report.stats against the hand-checked reference values of spec/stats.md section 9."""
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from pmrl_bench.stats import (
+from pmrl_bench.report.stats import (
     BootstrapInput,
     adjust,
     bootstrap_p,
@@ -20,9 +20,9 @@ from pmrl_bench.stats import (
     task_ranks,
     two_level_bootstrap,
 )
-from pmrl_bench.stats.outcomes import metric_def, run_metric
-from pmrl_bench.stats.ranking import cliques, nemenyi_q
-from pmrl_bench.stats.streams import query_stream, seed_stream
+from pmrl_bench.report.stats.outcomes import metric_def, run_metric
+from pmrl_bench.report.stats.ranking import cliques, nemenyi_q
+from pmrl_bench.report.stats.streams import query_stream, seed_stream
 
 P_IN = np.array([0.040, 0.001, 0.030, 0.500, 0.012, 0.020])
 

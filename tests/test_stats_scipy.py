@@ -1,10 +1,10 @@
-"""pmrl_bench.stats against scipy's tests on random inputs, and the engine against plain loops."""
+"""pmrl_bench.report.stats against scipy's tests on random inputs, and the engine against plain loops."""
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from pmrl_bench.stats import (
+from pmrl_bench.report.stats import (
     BootstrapInput,
     adjust,
     crossed_t_test,
@@ -15,9 +15,9 @@ from pmrl_bench.stats import (
     task_ranks,
     two_level_bootstrap,
 )
-from pmrl_bench.stats import bootstrap as bootstrap_module
-from pmrl_bench.stats.outcomes import dense_groups, unit_means
-from pmrl_bench.stats.streams import counts, query_stream, seed_counts, seed_stream
+from pmrl_bench.report.stats import bootstrap as bootstrap_module
+from pmrl_bench.report.stats.outcomes import dense_groups, unit_means
+from pmrl_bench.report.stats.streams import counts, query_stream, seed_counts, seed_stream
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -49,7 +49,7 @@ def test_vectorised_over_metrics_and_comparisons():
     rng = np.random.default_rng(3)
     ys = [rng.normal(size=(s, 100, 4)) for s in (3, 5, 2)]
     parts = [seed_query_parts(y) for y in ys]
-    from pmrl_bench.stats import crossed_t_tests
+    from pmrl_bench.report.stats import crossed_t_tests
 
     joint = crossed_t_tests(parts[0], parts[1:])
     for i in (1, 2):

@@ -6,17 +6,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-import pmrl_bench.cluster as cluster
+import pmrl_bench.cluster.executors as cluster
+import pmrl_bench.cluster.sweep as sweep_mod
 import pmrl_bench.runner as runner
-import pmrl_bench.sweep as sweep_mod
 from pmrl_bench.cli import main
-from pmrl_bench.cluster import Profile, executor_parameters, load_profile, make_executor, submit_tasks
+from pmrl_bench.cluster.executors import (
+    Profile,
+    executor_parameters,
+    load_profile,
+    make_executor,
+    submit_tasks,
+)
+from pmrl_bench.cluster.sweep import load_sweep, plan_sweep, read_state
 from pmrl_bench.config import parse_overrides
 from pmrl_bench.errors import BenchError
 from pmrl_bench.paths import ROOT
-from pmrl_bench.results import read_result, write_result
+from pmrl_bench.results.record import read_result, write_result
 from pmrl_bench.runner import RunRequest, plan_run
-from pmrl_bench.sweep import load_sweep, plan_sweep, read_state
 from tests.helpers import SMALL
 
 SMALL_SET = dict(SMALL)

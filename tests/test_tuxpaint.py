@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from pmrl_bench.data.prepare import cli_prepare, find_tuxpaint_stamps, tuxpaint_version
 from pmrl_bench.errors import BenchError
-from pmrl_bench.prepare import cli_prepare, find_tuxpaint_stamps, tuxpaint_version
 from pmrl_bench.registry import get_adapter
 
 STAMPS = "usr/share/tuxpaint/stamps"
@@ -120,7 +120,7 @@ def test_published_split_is_grouped_stratified_and_reproducible(tux_root, adapte
     for cat in ("animals", "symbols", "naturalforces"):
         assert any(i.startswith(cat) for i in train) and any(i.startswith(cat) for i in test)
     assert split["package_version"] == "2099.01.01-7" and split["n_groups"] == 13
-    from pmrl_bench.items import ids_sha256
+    from pmrl_bench.data.items import ids_sha256
 
     assert split["sha256"] == {"train": ids_sha256(train), "test": ids_sha256(test)}
 
@@ -182,13 +182,13 @@ def test_prepare_names_unknown_datasets_and_options():
 
 def test_prepare_print_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PMRL_BENCH_DATA", str(tmp_path))
-    monkeypatch.setattr("pmrl_bench.prepare.SYSTEM_STAMPS", tmp_path / "none")
+    monkeypatch.setattr("pmrl_bench.data.prepare.SYSTEM_STAMPS", tmp_path / "none")
     with pytest.raises(BenchError, match="apt-get install tuxpaint-stamps-default"):
         cli_prepare(_prepare_args("how=print"))
 
 
 def test_prepare_with_data_present_checks_the_split(tux_root, split_file, capsys, monkeypatch):
-    monkeypatch.setattr("pmrl_bench.prepare.missing_packages", lambda packages: [])
+    monkeypatch.setattr("pmrl_bench.data.prepare.missing_packages", lambda packages: [])
     adapter = get_adapter("tuxpaint")
     monkeypatch.setattr("pmrl_bench.registry.get_adapter",
                         lambda name: lambda **kw: adapter(**kw, split_file=str(split_file)))
@@ -199,7 +199,7 @@ def test_prepare_with_data_present_checks_the_split(tux_root, split_file, capsys
 
 # ---------------------------------------------------------------- packaged encoders (no weights needed)
 
-from pmrl_bench.encoders.packaged import (  # noqa: E402
+from pmrl_bench.data.encoders.packaged import (  # noqa: E402
     SFX_BLOCK,
     letterbox,
     lite_pixels,
@@ -273,7 +273,7 @@ def test_aisfx_matches_the_package_pipeline_on_a_chirp(tmp_path):
     over blocks, on this 3 s chirp (its front end transposed to [time, mel]); agreed to 2.6e-5."""
     import soundfile as sf
 
-    from pmrl_bench.encoders.packaged import aisfx
+    from pmrl_bench.data.encoders.packaged import aisfx
 
     t = np.arange(int(44100 * 3.0)) / 44100
     wave = 0.3 * np.sin(2 * np.pi * (300 * t + 400 * t**2)) + 0.1 * np.sin(2 * np.pi * 2500 * t)
@@ -292,7 +292,7 @@ def test_aisfx_matches_the_package_pipeline_on_a_chirp(tmp_path):
 def test_efficientnet_lite0_features_and_alpha_compositing(tmp_path):
     from PIL import Image
 
-    from pmrl_bench.encoders.packaged import efficientnet_lite0
+    from pmrl_bench.data.encoders.packaged import efficientnet_lite0
 
     write_png(tmp_path / "rgba.png", (200, 30, 30))
     flat = Image.alpha_composite(Image.new("RGBA", (40, 24), (255, 255, 255, 255)), Image.open(tmp_path / "rgba.png"))

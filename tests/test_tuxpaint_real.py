@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from pmrl_bench.data.prepare import TUXPAINT_ENCODER_PACKAGES, find_tuxpaint_stamps, tuxpaint_version
 from pmrl_bench.errors import BenchError
-from pmrl_bench.prepare import TUXPAINT_ENCODER_PACKAGES, find_tuxpaint_stamps, tuxpaint_version
 
 # No slow/real_weights marker on purpose: CI must not deselect this test.
 
@@ -62,7 +62,7 @@ def test_published_split_is_what_the_data_gives(stamps):
 
 
 def test_clip_end_to_end_is_far_above_chance_and_names_its_encoders_and_data(stamps, tmp_path):
-    from pmrl_bench.results import read_result, result_path
+    from pmrl_bench.results.record import read_result, result_path
     from pmrl_bench.runner import RunRequest, execute
 
     req = RunRequest(task="tuxpaint", method="clip", seed=0, results_dir=str(tmp_path),

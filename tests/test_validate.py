@@ -8,7 +8,7 @@ import pytest
 from records_factory import make_record, write
 
 from pmrl_bench.cli import main
-from pmrl_bench.records import check_record, load_runs
+from pmrl_bench.results.table import check_record, load_runs
 
 RANKS = np.array([1, 3, 1, 12, 2, 7, 1, 25, 4, 1])
 

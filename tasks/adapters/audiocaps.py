@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pmrl_bench.errors import unknown_name
-from pmrl_bench.items import Item, ItemSet
-from pmrl_bench.registry import register_adapter
-from pmrl_bench.sources import (
+from pmrl_bench.data.items import Item, ItemSet
+from pmrl_bench.data.sources import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
     MediaIndex,
@@ -19,6 +17,8 @@ from pmrl_bench.sources import (
     no_media_error,
     read_csv,
 )
+from pmrl_bench.errors import unknown_name
+from pmrl_bench.registry import register_adapter
 
 EXPECTED = (
     "train.csv, val.csv, test.csv with columns audiocap_id, youtube_id, start_time, caption (at the top or in "

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pmrl_bench.errors import unknown_name
-from pmrl_bench.items import Item, ItemSet
-from pmrl_bench.registry import register_adapter
-from pmrl_bench.sources import (
+from pmrl_bench.data.items import Item, ItemSet
+from pmrl_bench.data.sources import (
     AUDIO_SUFFIXES,
     MediaIndex,
     build_item_set,
@@ -18,6 +16,8 @@ from pmrl_bench.sources import (
     no_media_error,
     read_csv,
 )
+from pmrl_bench.errors import unknown_name
+from pmrl_bench.registry import register_adapter
 
 EXPECTED = (
     "clotho_captions_development.csv, clotho_captions_validation.csv, clotho_captions_evaluation.csv (columns "

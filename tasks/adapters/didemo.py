@@ -6,10 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pmrl_bench.errors import unknown_name
-from pmrl_bench.items import Item, ItemSet
-from pmrl_bench.registry import register_adapter
-from pmrl_bench.sources import (
+from pmrl_bench.data.items import Item, ItemSet
+from pmrl_bench.data.sources import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
     MediaIndex,
@@ -22,6 +20,8 @@ from pmrl_bench.sources import (
     read_id_list,
     read_json,
 )
+from pmrl_bench.errors import unknown_name
+from pmrl_bench.registry import register_adapter
 
 EXPECTED = (
     "train_data.json, val_data.json, test_data.json (lists of {description, video, times, ...}), optional "

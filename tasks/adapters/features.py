@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from pmrl_bench.encoding import FIRST_MISSING_SHOWN, POLICIES
+from pmrl_bench.data.encoding import FIRST_MISSING_SHOWN, POLICIES
+from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
+from pmrl_bench.data.items import file_sha256, ids_sha256
+from pmrl_bench.data.sources import check_options
 from pmrl_bench.errors import BenchError
-from pmrl_bench.features import ModalityFeatures, SplitFeatures
-from pmrl_bench.items import file_sha256, ids_sha256
 from pmrl_bench.registry import register_adapter
-from pmrl_bench.sources import check_options
 
 
 def _ids_beside(path: Path, header: dict[str, str] | None) -> list[str]:

@@ -15,7 +15,7 @@ Task file example (AudioCaps with audio from a Hub mirror):
       media_dir: null                    # folder for columns that hold file names instead of bytes
 
 `--set data_dir=/path/to/local/copy` reads a local copy instead of the Hub id. Audio and video bytes are
-decoded by pmrl_bench.media (datasets 5 decodes them only through torchcodec, datasets.md decision 6).
+decoded by pmrl_bench.data.media (datasets 5 decodes them only through torchcodec, datasets.md decision 6).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pmrl_bench.data.items import BlobRef, Item, ItemSet
+from pmrl_bench.data.sources import check_options
 from pmrl_bench.errors import BenchError
-from pmrl_bench.items import BlobRef, Item, ItemSet
 from pmrl_bench.registry import register_adapter
-from pmrl_bench.sources import check_options
 
 EXPECTED = ("a Hub dataset id (downloaded once where there is internet; HF_DATASETS_OFFLINE=1 reads the local "
             "cache only) or a local directory written by `save_to_disk`, or holding parquet/csv/json data files")

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pmrl_bench.errors import unknown_name
-from pmrl_bench.items import Item, ItemSet
-from pmrl_bench.registry import register_adapter
-from pmrl_bench.sources import (
+from pmrl_bench.data.items import Item, ItemSet
+from pmrl_bench.data.sources import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
     MediaIndex,
@@ -21,6 +19,8 @@ from pmrl_bench.sources import (
     read_csv,
     read_json,
 )
+from pmrl_bench.errors import unknown_name
+from pmrl_bench.registry import register_adapter
 
 EXPECTED = (
     "MSRVTT_data.json (videos + sentences), MSRVTT_train.9k.csv / MSRVTT_train.7k.csv (column video_id), "

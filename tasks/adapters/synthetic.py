@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
+from pmrl_bench.data.features import SplitFeatures, single_row_features
 from pmrl_bench.errors import BenchError
-from pmrl_bench.features import SplitFeatures, single_row_features
 from pmrl_bench.registry import register_adapter
 
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pmrl_bench.data.items import Item, ItemSet, file_sha256, ids_sha256
+from pmrl_bench.data.prepare import TUXPAINT_PACKAGE, find_tuxpaint_stamps, tuxpaint_version
 from pmrl_bench.errors import BenchError
-from pmrl_bench.items import Item, ItemSet, file_sha256, ids_sha256
 from pmrl_bench.paths import TASKS_DIR
-from pmrl_bench.prepare import TUXPAINT_PACKAGE, find_tuxpaint_stamps, tuxpaint_version
 from pmrl_bench.registry import register_adapter
 
 REFERENCE_LANG = "fr"  # the recording every item must have (defines the item list)

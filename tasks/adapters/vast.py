@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pmrl_bench.errors import BenchError
-from pmrl_bench.items import Item, ItemSet
-from pmrl_bench.registry import register_adapter
-from pmrl_bench.sources import (
+from pmrl_bench.data.items import Item, ItemSet
+from pmrl_bench.data.sources import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
     MediaIndex,
@@ -19,6 +17,8 @@ from pmrl_bench.sources import (
     no_media_error,
     read_json,
 )
+from pmrl_bench.errors import BenchError
+from pmrl_bench.registry import register_adapter
 
 EXPECTED = (
     "descs_ret_<split>.json (a list of objects with an id in clip_id / video_id / image_id / image / id and the "

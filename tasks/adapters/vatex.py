@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pmrl_bench.errors import BenchError, unknown_name
-from pmrl_bench.items import Item, ItemSet
-from pmrl_bench.registry import register_adapter
-from pmrl_bench.sources import (
+from pmrl_bench.data.items import Item, ItemSet
+from pmrl_bench.data.sources import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
     MediaIndex,
@@ -20,6 +18,8 @@ from pmrl_bench.sources import (
     read_id_list,
     read_json,
 )
+from pmrl_bench.errors import BenchError, unknown_name
+from pmrl_bench.registry import register_adapter
 
 EXPECTED = (
     "vatex_training_v1.0.json, vatex_validation_v1.0.json, vatex_public_test_english_v1.1.json (lists of "

@@ -1,0 +1,94 @@
+"""The one internal item model that every dataset adapter produces (datasets.md decision 1).
+
+An adapter turns a public annotation format into an `ItemSet`: the items of one split, each with
+its media references per modality and its captions in annotation order, plus the media that could
+not be found (never dropped silently) and the identity of the annotation files it read.
+
+A media reference is a filesystem path (`str` or `Path`) or a `BlobRef` (bytes held elsewhere, e.g.
+a row of a Hugging Face dataset read with `decode=False`); `pmrl_bench.data.media` decodes all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """Media bytes that live outside the filesystem: `read()` returns them; `name` names them (for logs and keys)."""
+
+    name: str
+    read: Callable[[], bytes] = field(compare=False, repr=False)
+    size: int | None = None
+
+
+MediaRef = str | Path | BlobRef
+
+
+@dataclass(frozen=True)
+class Item:
+    """One retrievable/classifiable unit: media per modality, captions in annotation order, task fields."""
+
+    item_id: str
+    split: str
+    media: dict[str, MediaRef]
+    texts: tuple[str, ...] = ()
+    label: Any = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemSet:
+    """The items of one split of one dataset, as read from its annotation files.
+
+    `missing` maps a modality to the ids of items whose media for that modality could not be found;
+    such items stay in `items` (without that modality in `media`) so that a task that does not use the
+    modality keeps them; `usable(modalities)` drops and reports them for a task that does.
+    `annotation_identity` holds what identifies the annotations (file name -> sha256, or a Hub dataset
+    id, revision and config); it is part of every feature-cache key. `label_names` (optional) fixes the
+    class order for classification (item labels are names from it); otherwise the sorted label names.
+    """
+
+    dataset: str
+    split: str
+    items: tuple[Item, ...]
+    missing: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    annotation_identity: dict[str, str] = field(default_factory=dict)
+    label_names: tuple[str, ...] = ()
+
+    def usable(self, modalities: Iterable[str]) -> tuple[tuple[Item, ...], tuple[str, ...]]:
+        """(items that have media for every given non-text modality, ids of the others in item order)."""
+        needed = [m for m in modalities if m != "text"]
+        kept, dropped = [], []
+        for item in self.items:
+            (kept if all(m in item.media for m in needed) else dropped).append(item)
+        return tuple(kept), tuple(i.item_id for i in dropped)
+
+
+def ids_sha256(ids: Sequence[str]) -> str:
+    """sha256 hex of an ordered id list (JSON array, UTF-8): the identity of a kept item list."""
+    return hashlib.sha256(json.dumps(list(ids), ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 hex of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def annotation_identity(paths: Iterable[str | Path]) -> dict[str, str]:
+    """{file name: sha256} of the annotation files an adapter read."""
+    return {Path(p).name: file_sha256(p) for p in paths}
+
+
+def media_name(ref: MediaRef) -> str:
+    """A short printable name of a media reference."""
+    return ref.name if isinstance(ref, BlobRef) else str(ref)

@@ -1,0 +1,42 @@
+"""Turn a task's split into features: adapter -> (frozen encoders -> feature cache) -> SplitFeatures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pmrl_bench.data.features import SplitFeatures
+from pmrl_bench.errors import BenchError
+from pmrl_bench.registry import get_adapter
+from pmrl_bench.task import TaskSpec
+
+
+def read_split(spec: TaskSpec, config: dict[str, Any], role: str) -> Any:
+    """The adapter's output for the split that plays `role`; a malformed annotation file is a BenchError."""
+    split = spec.splits[role]
+    try:
+        return get_adapter(spec.adapter)(split=split, **config["data"])
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise BenchError(
+            f"{spec.name}: adapter {spec.adapter!r} rejected split {split!r} (its `data` settings / --set data.* "
+            f"or the annotation files; {type(exc).__name__}: {first}); see tasks/adapters/{spec.adapter}.py"
+        ) from None
+
+
+def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = "cpu") -> SplitFeatures:
+    """Features of the split that plays `role` ('train' or 'test') in this task.
+
+    An adapter returns either `SplitFeatures` directly (synthetic data, pre-extracted features) or a
+    list of items with media references, which are encoded (and cached) here.
+    """
+    out = read_split(spec, config, role)
+    if isinstance(out, SplitFeatures):
+        return out
+    from pmrl_bench.data.encoding import encode_split  # media path: imports transformers lazily
+
+    feats = encode_split(spec, config, out, role=role, device=device)
+    if role == "test" and any(c.mode == "zero_shot" for c in spec.classification):
+        from pmrl_bench.evaluate.classification import attach_class_prompts
+
+        feats = attach_class_prompts(spec, config, feats, device)
+    return feats

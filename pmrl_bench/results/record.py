@@ -1,0 +1,83 @@
+"""The result record (one JSON file per run), its schema, writing and loading."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pmrl_bench.files import atomic_write_text
+
+SCHEMA_VERSION = 1
+
+
+class RunResult(BaseModel):
+    """One run of one method on one task with one seed (results/<task>/<method>/<run_id>.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(SCHEMA_VERSION, description="version of this record's layout")
+    run_id: str = Field(description="hash of the resolved config including the seed")
+    config_hash: str = Field(description="hash of the resolved config without the seed")
+    method: str = Field(description="registered method name")
+    task: str = Field(description="task name (tasks/<task>.yaml)")
+    seed: int = Field(description="seed of head initialisation and batch order")
+    status: Literal["ok", "failed"] = Field(description="ok, or failed with `error` set")
+    error: str | None = Field(None, description="first line of the failure, when failed")
+    failed_step: int | None = Field(None, description="training step at which a non-finite loss appeared")
+    config: dict[str, Any] = Field(description="fully resolved configuration")
+    metrics: dict[str, float] = Field(default_factory=dict, description="'<prefix>/<metric>' -> value")
+    per_query: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="'<prefix>/rank' (1-based rank of the first relevant candidate) or '<prefix>/correct' (0/1); "
+        "'<prefix>/group' (item index of each query) when the task declares query_group",
+    )
+    eval_set: dict[str, str] = Field(
+        default_factory=dict,
+        description="prefix -> sha256 of ordered query ids, '#', ordered candidate ids",
+    )
+    protocol: dict[str, Any] = Field(default_factory=dict, description="split, sizes, caption policy, score, tie rule")
+    timing: dict[str, float] = Field(default_factory=dict, description="train_s, eval_s, encode_s")
+    env: dict[str, Any] = Field(default_factory=dict, description="python, torch, device, host, git commit, versions")
+    created_at: str = Field(description="UTC ISO-8601 time the record was written")
+
+
+def result_path(results_dir: Path, task: str, method: str, run_id: str) -> Path:
+    """Where the record of a run lives."""
+    return Path(results_dir) / task / method / f"{run_id}.json"
+
+
+def write_result(results_dir: Path, record: RunResult) -> Path:
+    """Write a record to its canonical path atomically and return the path."""
+    path = result_path(results_dir, record.task, record.method, record.run_id)
+    atomic_write_text(path, json.dumps(record.model_dump(mode="json"), indent=1, sort_keys=False) + "\n")
+    return path
+
+
+def iter_result_files(results_dir: Path) -> Iterator[Path]:
+    """Every result file under results_dir (results/<task>/<method>/*.json), sorted; temp files skipped."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return
+    for path in sorted(root.glob("*/*/*.json")):
+        if not path.name.startswith("."):
+            yield path
+
+
+def read_result(path: Path) -> RunResult:
+    """Parse and validate one result file (raises on a bad file)."""
+    return RunResult.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def existing_ok(results_dir: Path, task: str, method: str, run_id: str) -> bool:
+    """True if a valid record with status ok exists for this run (what skip-done means)."""
+    path = result_path(results_dir, task, method, run_id)
+    if not path.is_file():
+        return False
+    try:
+        return read_result(path).status == "ok"
+    except (ValueError, OSError):
+        return False

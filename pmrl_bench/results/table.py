@@ -1,0 +1,432 @@
+"""Result files loaded into a validated table of runs, grouped into entities and per-prefix scopes."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from pmrl_bench.errors import BenchError, unknown_name
+from pmrl_bench.report.stats.outcomes import (
+    GROUP,
+    OUTCOME_KINDS,
+    RANK,
+    dense_groups,
+    metric_def,
+    metric_sort_key,
+    run_metric,
+    split_metric,
+)
+from pmrl_bench.results.record import SCHEMA_VERSION, RunResult
+
+METRIC_TOL = 1e-6
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One valid result file: identity, status and per-query outcomes as arrays."""
+
+    path: Path
+    task: str
+    method: str
+    config_hash: str
+    seed: int
+    status: str
+    error: str | None
+    metrics: dict[str, float]
+    outcomes: dict[str, tuple[str, np.ndarray]]  # prefix -> (rank|correct, int64 [Nq])
+    groups: dict[str, np.ndarray]  # prefix -> group label per query, when recorded
+    eval_set: dict[str, str]
+    n_candidates: dict[str, int]
+
+    @property
+    def ok(self) -> bool:
+        """Status ok."""
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file that is not a valid result record, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class RunTable:
+    """Every result file under a folder: valid runs (sorted) and bad files with reasons."""
+
+    runs: list[Run] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    n_files: int = 0
+
+    def tasks(self) -> list[str]:
+        """Task names with at least one valid run, sorted."""
+        return sorted({r.task for r in self.runs})
+
+
+def result_files(root: Path) -> Iterator[Path]:
+    """Every *.json under root (or root itself if it is a file), sorted; hidden files and folders skipped."""
+    root = Path(root)
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*.json")):
+        if not any(part.startswith(".") for part in path.relative_to(root).parts):
+            yield path
+
+
+def _schema_reason(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where + ': ' if where else ''}{err['msg']}{more}"
+
+
+def _gallery_sizes(protocol: dict[str, Any]) -> dict[str, int]:
+    """prefix -> number of candidates, from protocol[prefix]['n_candidates'] where recorded."""
+    out = {}
+    for prefix, entry in protocol.items():
+        if isinstance(entry, dict) and isinstance(entry.get("n_candidates"), int):
+            out[prefix] = entry["n_candidates"]
+    return out
+
+
+def _outcome_reasons(rec: RunResult) -> list[str]:
+    """Per-query keys, lengths and ranges of an ok record."""
+    if not rec.per_query:
+        return ["status ok but no per_query outcomes"]
+    reasons, kinds, lengths = [], Counter(), {}
+    gallery = _gallery_sizes(rec.protocol)
+    for key, values in rec.per_query.items():
+        prefix, kind = split_metric(key)
+        if not prefix or kind not in (*OUTCOME_KINDS, GROUP):
+            reasons.append(f"per_query key {key!r} is not '<prefix>/rank', '<prefix>/correct' or '<prefix>/group'")
+            continue
+        x = np.asarray(values, dtype=np.int64)
+        if x.size == 0:
+            reasons.append(f"per_query {key!r} is empty")
+            continue
+        if kind == RANK and (x.min() < 1 or (prefix in gallery and x.max() > gallery[prefix])):
+            reasons.append(f"per_query {key!r}: ranks must lie in [1, {gallery.get(prefix, 'n_candidates')}]")
+        elif kind == "correct" and not np.isin(x, (0, 1)).all():
+            reasons.append(f"per_query {key!r}: correctness must be 0 or 1")
+        elif kind == GROUP and x.min() < 0:
+            reasons.append(f"per_query {key!r}: group ids must be >= 0")
+        if kind != GROUP:
+            kinds[prefix] += 1
+        lengths.setdefault(prefix, set()).add(len(x))
+    reasons += [f"prefix {p!r} has both rank and correct outcomes" for p, c in kinds.items() if c > 1]
+    reasons += [f"per_query vectors of prefix {p!r} differ in length {sorted(n)}" for p, n in lengths.items() if len(n) > 1]
+    reasons += [f"per_query {p!r}/group without outcomes" for p in lengths if p not in kinds]
+    for prefix, entry in rec.protocol.items():
+        n_q = entry.get("n_queries") if isinstance(entry, dict) else None
+        if prefix in kinds and isinstance(n_q, int) and lengths[prefix] != {n_q}:
+            reasons.append(f"protocol {prefix}.n_queries = {n_q} but per_query has {sorted(lengths[prefix])[0]}")
+    return reasons
+
+
+def _metric_reasons(rec: RunResult) -> list[str]:
+    """Stored metrics recomputed from per_query (stats.md 1.2)."""
+    reasons = []
+    for key, stored in rec.metrics.items():
+        prefix, name = split_metric(key)
+        mdef = metric_def(name)
+        outcome = next((k for k in OUTCOME_KINDS if f"{prefix}/{k}" in rec.per_query), None)
+        if not np.isfinite(stored):
+            reasons.append(f"metric {key!r} is not finite")
+        elif mdef is None:
+            reasons.append(f"metric {key!r} is not a known metric (R@K, MRR, MnR, MdR, acc)")
+        elif outcome is None:
+            reasons.append(f"metric {key!r} has no per-query outcomes")
+        elif outcome != mdef.outcome:
+            reasons.append(f"metric {key!r} does not apply to '{outcome}' outcomes")
+        else:
+            value = float(run_metric(mdef, np.asarray(rec.per_query[f"{prefix}/{outcome}"])))
+            if not abs(value - stored) <= METRIC_TOL:
+                reasons.append(f"metric {key!r} = {stored!r} but per_query gives {value!r}")
+    return reasons
+
+
+def check_record(rec: RunResult, path: Path | None = None) -> list[str]:
+    """Why a parsed record is invalid beyond its schema (empty list: valid)."""
+    reasons = []
+    if rec.schema_version != SCHEMA_VERSION:
+        reasons.append(f"schema_version {rec.schema_version} is not {SCHEMA_VERSION}")
+    if path is not None and (path.parent.parent.name, path.parent.name, path.stem) != (rec.task, rec.method, rec.run_id):
+        reasons.append(f"path does not match the record (expected .../{rec.task}/{rec.method}/{rec.run_id}.json)")
+    if rec.status == "failed":
+        if not rec.error:
+            reasons.append("status failed without an error message")
+        return reasons
+    reasons += _outcome_reasons(rec)
+    if not reasons:
+        reasons += _metric_reasons(rec)
+    for prefix, digest in rec.eval_set.items():
+        if not _DIGEST.fullmatch(digest):
+            reasons.append(f"eval_set {prefix!r} is not a sha256 hex digest")
+        elif not any(f"{prefix}/{k}" in rec.per_query for k in OUTCOME_KINDS):
+            reasons.append(f"eval_set {prefix!r} has no per-query outcomes")
+    return reasons
+
+
+def _to_run(rec: RunResult, path: Path) -> Run:
+    outcomes, groups = {}, {}
+    for key, values in rec.per_query.items():
+        prefix, kind = split_metric(key)
+        target = groups if kind == GROUP else outcomes
+        arr = np.asarray(values, dtype=np.int64)
+        target[prefix] = arr if kind == GROUP else (kind, arr)
+    return Run(path, rec.task, rec.method, rec.config_hash, rec.seed, rec.status, rec.error, dict(rec.metrics),
+               outcomes, groups,
+               dict(rec.eval_set), _gallery_sizes(rec.protocol))
+
+
+def read_run(path: Path) -> Run | Problem:
+    """One file as a valid Run, or the Problem that makes it invalid."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Problem(path, f"unreadable ({exc.__class__.__name__}: {exc})")
+    try:
+        rec = RunResult.model_validate_json(text)
+    except ValidationError as exc:
+        return Problem(path, _schema_reason(exc))
+    try:
+        reasons = check_record(rec, path)
+    except (OverflowError, ValueError) as exc:  # e.g. an integer outside int64 in per_query
+        return Problem(path, f"per_query values out of range ({exc})")
+    return Problem(path, "; ".join(reasons)) if reasons else _to_run(rec, path)
+
+
+def load_runs(root: Path) -> RunTable:
+    """Read and check every result file under root; duplicate seeds of one entity are both invalid."""
+    table = RunTable()
+    for path in result_files(root):
+        table.n_files += 1
+        item = read_run(path)
+        (table.problems if isinstance(item, Problem) else table.runs).append(item)
+    by_seed: dict[tuple, list[Run]] = {}
+    for run in table.runs:
+        if run.ok:
+            by_seed.setdefault((run.task, run.method, run.config_hash, run.seed), []).append(run)
+    dupes = {id(r): runs for runs in by_seed.values() if len(runs) > 1 for r in runs}
+    for run in table.runs:
+        if id(run) in dupes:
+            others = ", ".join(str(o.path) for o in dupes[id(run)] if o is not run)
+            table.problems.append(Problem(run.path, f"duplicate seed {run.seed} of {run.method}@{run.config_hash} "
+                                                     f"on {run.task} (also {others})"))
+    table.runs = sorted((r for r in table.runs if id(r) not in dupes),
+                        key=lambda r: (r.task, r.method, r.config_hash, r.seed, str(r.path)))
+    table.problems.sort(key=lambda p: str(p.path))
+    return table
+
+
+# --- entities of a task -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entity:
+    """(method, config_hash) on one task with all its valid runs, ordered by seed."""
+
+    method: str
+    config_hash: str
+    label: str
+    runs: tuple[Run, ...]
+
+    @property
+    def key(self) -> str:
+        """Stream key '<method>@<config_hash>' (stats.md 3.1)."""
+        return f"{self.method}@{self.config_hash}"
+
+    @property
+    def failed(self) -> list[Run]:
+        """Failed runs."""
+        return [r for r in self.runs if not r.ok]
+
+
+def parse_config_choices(pairs: Sequence[str]) -> dict[str, str]:
+    """--config METHOD=HASH options -> {method: hash prefix}."""
+    out = {}
+    for pair in pairs:
+        method, sep, digest = pair.partition("=")
+        if not sep or not method or not digest:
+            raise BenchError(f"--config {pair!r}: expected METHOD=HASH (a config_hash or its first characters)")
+        out[method] = digest
+    return out
+
+
+def check_config_choices(runs: Sequence[Run], choices: dict[str, str]) -> None:
+    """Every --config choice must match a config hash of its method somewhere in the runs."""
+    for method, digest in choices.items():
+        hashes = sorted({r.config_hash for r in runs if r.method == method})
+        if not hashes:
+            raise unknown_name("method", method, {r.method for r in runs}, "(in --config)")
+        if not any(h.startswith(digest) for h in hashes):
+            raise BenchError(f"--config {method}={digest}: no such config; known: {', '.join(h[:8] for h in hashes)}")
+
+
+def task_entities(runs: Sequence[Run], task: str, choices: dict[str, str] | None = None) -> list[Entity]:
+    """Entities of one task (label: method, or 'method [hash8]' when it has several configs), sorted by label."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        if run.task == task and run.config_hash.startswith((choices or {}).get(run.method, "")):
+            groups.setdefault((run.method, run.config_hash), []).append(run)
+    per_method = Counter(m for m, _ in groups)
+    out = [
+        Entity(m, h, m if per_method[m] == 1 else f"{m} [{h[:8]}]", tuple(sorted(rs, key=lambda r: r.seed)))
+        for (m, h), rs in groups.items()
+    ]
+    return sorted(out, key=lambda e: (e.label, e.config_hash))
+
+
+# --- one scope: the runs of a (task, prefix) on one eval set --------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The runs of one entity used in a scope: seeds and outcomes [S, Nq]."""
+
+    entity: Entity
+    seeds: tuple[int, ...]
+    outcomes: np.ndarray
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The successful runs on one (task, prefix) that share the reference eval set."""
+
+    task: str
+    prefix: str
+    kind: str
+    digest: str | None
+    n_queries: int
+    groups: np.ndarray | None  # dense group id per query when recorded
+    reference: tuple  # (digest, N, grouping bytes) the runs share
+    samples: dict[str, Sample]  # entity key -> sample (entities with >= 1 run)
+    left_out: list[tuple[Run, str]]
+    unverified: list[str]  # labels of entities with runs lacking eval_set
+
+    @property
+    def name(self) -> str:
+        """Stream scope '<task>/<prefix>'."""
+        return f"{self.task}/{self.prefix}"
+
+    @property
+    def n_units(self) -> int:
+        """Independent units: query groups when recorded, else queries."""
+        return self.n_queries if self.groups is None else int(self.groups.max()) + 1
+
+
+def _identity(run: Run, prefix: str) -> tuple:
+    """What must agree for two runs to be paired: digest, N and the query grouping."""
+    groups = run.groups.get(prefix)
+    return (run.eval_set.get(prefix), len(run.outcomes[prefix][1]), None if groups is None else groups.tobytes())
+
+
+def reference_eval_set(runs: Sequence[Run], prefix: str) -> tuple:
+    """The identity shared by most runs with a digest (ties: smallest digest); most common if none has one."""
+    ids = Counter(_identity(r, prefix) for r in runs)
+    with_digest = [i for i in ids if i[0] is not None] or list(ids)
+    return min(with_digest, key=lambda i: (-ids[i], i[0] or "", i[1], i[2] or b""))
+
+
+def _compatible(run: Run, prefix: str, ref: tuple, gallery: int | None) -> bool:
+    """Same identity; a run without digest passes when N, grouping and gallery size match (unverified)."""
+    ident = _identity(run, prefix)
+    if ident[0] is not None:
+        return ident == ref
+    size = run.n_candidates.get(prefix)
+    return ident[1:] == ref[1:] and (size is None or gallery is None or size == gallery)
+
+
+def _difference(ident: tuple, ref: tuple) -> str:
+    """Why a run is not on the reference eval set, in a few words."""
+    if ident[0] is not None and ident[0] != ref[0]:
+        return f"eval set {ident[0][:8]}"
+    if ident[1] != ref[1]:
+        return f"{ident[1]} queries, not {ref[1]}"
+    return "other query groups" if ident[2] != ref[2] else "other gallery size"
+
+
+def build_scope(task: str, prefix: str, entities: Sequence[Entity], reference: tuple | None = None) -> Scope | None:
+    """The scope of (task, prefix) over these entities; None when no successful run has this prefix."""
+    runs = [r for e in entities for r in e.runs if r.ok and prefix in r.outcomes]
+    if not runs:
+        return None
+    ref = reference or reference_eval_set(runs, prefix)
+    first = next(r for r in runs if _identity(r, prefix) == ref)
+    gallery = first.n_candidates.get(prefix)
+    samples, left_out, unverified = {}, [], []
+    for e in entities:
+        used = []
+        for r in e.runs:
+            if not r.ok or prefix not in r.outcomes:
+                continue
+            if _compatible(r, prefix, ref, gallery):
+                used.append(r)
+            else:
+                left_out.append((r, _difference(_identity(r, prefix), ref)))
+        if used:
+            samples[e.key] = Sample(e, tuple(r.seed for r in used), np.stack([r.outcomes[prefix][1] for r in used]))
+            if any(prefix not in r.eval_set for r in used):
+                unverified.append(e.label)
+    groups = first.groups.get(prefix)
+    return Scope(task, prefix, first.outcomes[prefix][0], ref[0], ref[1],
+                 None if groups is None else dense_groups(groups), ref, samples, left_out, unverified)
+
+
+# --- columns of a task ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskLayout:
+    """What a task's table shows: metric columns '<prefix>/<metric>', the primary one, query grouping."""
+
+    task: str
+    columns: list[str]
+    primary: str | None
+    query_group: str | None
+    note: str | None  # why the columns do not come from the task file
+
+
+def _prefix_kinds(runs: Sequence[Run]) -> dict[str, str]:
+    """prefix -> outcome kind, over successful runs (first seen)."""
+    kinds: dict[str, str] = {}
+    for run in runs:
+        if run.ok:
+            for prefix, (kind, _) in run.outcomes.items():
+                kinds.setdefault(prefix, kind)
+    return kinds
+
+
+def task_layout(task: str, runs: Sequence[Run]) -> TaskLayout:
+    """Columns from the task YAML (metrics x prefixes with outcomes); from the records if it gives none."""
+    from pmrl_bench.task import load_task
+
+    runs = [r for r in runs if r.task == task]
+    kinds = _prefix_kinds(runs)
+    try:
+        spec, note = load_task(task), None
+    except BenchError:
+        spec, note = None, f"Task file tasks/{task}.yaml not found or invalid: columns from the records, primary = first"
+    if spec is not None:
+        columns = [f"{p}/{m}" for p in spec.prefixes if p in kinds for m in spec.metrics
+                   if (d := metric_def(m)) is not None and d.outcome == kinds[p]]
+        if columns:
+            primary = spec.primary_metric if spec.primary_metric in columns else columns[0]
+            return TaskLayout(task, columns, primary, spec.query_group, None)
+        note = f"No metric of tasks/{task}.yaml matches the records' outcomes: columns from the records, primary = first"
+    stored = {k for r in runs if r.ok for k in r.metrics}
+    names = {p: sorted({split_metric(k)[1] for k in stored if split_metric(k)[0] == p}, key=metric_sort_key)
+             for p in sorted(kinds)}
+    columns = [f"{p}/{m}" for p, ms in names.items() for m in ms]
+    return TaskLayout(task, columns, columns[0] if columns else None, None, note)

@@ -1,0 +1,180 @@
+"""Training of the shared heads and the method's parameters, with atomic epoch checkpoints for resume."""
+
+from __future__ import annotations
+
+import io
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
+from pmrl_bench.files import atomic_write_bytes
+from pmrl_bench.train.heads import ProjectionHeads
+from pmrl_bench.train.method import Method
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or Inf; `step` is the 1-based optimisation step where it happened."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"non-finite loss {value} at step {step}")
+        self.step = step
+
+
+@dataclass
+class TrainOutcome:
+    """What training reports back: steps done, last epoch's mean loss, and whether it resumed."""
+
+    steps: int
+    epochs: int
+    final_loss: float
+    resumed_from_epoch: int
+    train_s: float
+
+
+class RowSampler:
+    """Draws one feature row per item for a modality that may have several rows per item (captions)."""
+
+    def __init__(self, feats: ModalityFeatures, n_items: int):
+        order = torch.argsort(feats.item_index, stable=True)
+        counts = torch.bincount(feats.item_index, minlength=n_items)
+        if bool((counts == 0).any()):
+            missing = int((counts == 0).sum())
+            raise ValueError(f"{missing} training items have no row in this modality")
+        self.order = order
+        self.counts = counts
+        self.offsets = torch.cumsum(counts, 0) - counts
+        self.single = bool((counts == 1).all())
+
+    def rows(self, items: Tensor, generator: torch.Generator) -> Tensor:
+        """Row indices for `items`, uniformly among each item's rows."""
+        if self.single:
+            return self.order[items]
+        u = torch.rand(len(items), generator=generator)
+        pick = (u * self.counts[items]).long().clamp_max(self.counts[items] - 1)
+        return self.order[self.offsets[items] + pick]
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _param_groups(heads: ProjectionHeads, method: Method, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices only; biases and scalars (temperatures, logit scales) are not decayed."""
+    params = [p for p in [*heads.parameters(), *method.parameters()] if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+def load_checkpoint(path: Path | None, run_id: str) -> dict[str, Any] | None:
+    """The checkpoint at `path` if it exists and belongs to `run_id` (tensors and plain values only)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged checkpoint is ignored: training restarts from scratch
+        return None
+    return state if state.get("run_id") == run_id else None
+
+
+def log_line(msg: str) -> None:
+    """One progress line on stderr."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def train(
+    method: Method,
+    heads: ProjectionHeads,
+    split: SplitFeatures,
+    cfg: dict[str, Any],
+    seed: int,
+    run_id: str,
+    device: str = "cpu",
+    checkpoint_path: Path | None = None,
+    log: Callable[[str], None] = log_line,
+    label: str = "",
+) -> TrainOutcome:
+    """Train `heads` and `method` on `split` with AdamW; checkpoint at every epoch end; resume if possible."""
+    modalities = [m for m in method.modalities if m in split.modalities]
+    values = {m: split.modalities[m].values.to(device) for m in modalities}
+    samplers = {m: RowSampler(split.modalities[m], split.n_items) for m in modalities}
+    optimizer = torch.optim.AdamW(_param_groups(heads, method, cfg["weight_decay"]), lr=cfg["lr"])
+    generator = torch.Generator().manual_seed(seed)
+    n, bs = split.n_items, cfg["batch_size"]
+    steps_per_epoch = max(1, n // bs)  # drop the last partial batch: contrastive losses need full batches
+    max_steps = cfg.get("max_steps") or math.inf
+
+    start_epoch, step = 0, 0
+    state = load_checkpoint(checkpoint_path, run_id)
+    if state is not None:
+        heads.load_state_dict(state["heads"])
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, step = int(state["epoch"]), int(state["step"])
+        log(f"{label} resumed from checkpoint at epoch {start_epoch} (step {step})")
+
+    t0 = time.perf_counter()
+    heads.train()
+    method.train()
+    mean_loss = float("nan")
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, cfg["epochs"] + 1):
+        if step >= max_steps:
+            epoch -= 1
+            break
+        te = time.perf_counter()
+        perm = torch.randperm(n, generator=generator)
+        total, count = 0.0, 0
+        for b in range(steps_per_epoch):
+            if step >= max_steps:
+                break
+            items = perm[b * bs : (b + 1) * bs]
+            batch = {m: values[m][samplers[m].rows(items, generator).to(device)] for m in modalities}
+            loss = method.loss(heads(batch))
+            step += 1
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLoss(step, value)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, count = total + value, count + 1
+        mean_loss = total / max(count, 1)
+        extra = "".join(f" {k} {v:.4g}" for k, v in method.diagnostics().items())
+        log(f"{label} epoch {epoch}/{cfg['epochs']} loss {mean_loss:.4f}{extra} ({time.perf_counter() - te:.2f} s)")
+        if checkpoint_path is not None:
+            _save_checkpoint(
+                checkpoint_path,
+                {
+                    "run_id": run_id,
+                    "epoch": epoch,
+                    "step": step,
+                    "heads": heads.state_dict(),
+                    "method": method.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                },
+            )
+    heads.eval()
+    method.eval()
+    return TrainOutcome(
+        steps=step,
+        epochs=epoch,
+        final_loss=mean_loss,
+        resumed_from_epoch=start_epoch,
+        train_s=time.perf_counter() - t0,
+    )
