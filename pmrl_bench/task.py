@@ -7,13 +7,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pmrl_bench.errors import BenchError, unknown_name
+from pmrl_bench.metrics import (
+    CORRECT,
+    DEFAULT_RETRIEVAL_METRICS,
+    RANK,
+    metric_def,
+    require_metric,
+    split_metric,
+)
 from pmrl_bench.paths import TASKS_DIR, require_dir
 
 DEFAULT_TASK = "synthetic"
-RETRIEVAL_METRICS = ("R@1", "R@5", "R@10", "MdR", "MnR", "MRR")
 
 
 class _Strict(BaseModel):
@@ -67,13 +74,23 @@ class TaskSpec(_Strict):
     encoders: dict[str, dict[str, Any]] = {}
     retrieval: list[RetrievalDirection] = []
     classification: list[ClassificationSpec] = []
-    metrics: list[str] = list(RETRIEVAL_METRICS)
+    metrics: list[str] = list(DEFAULT_RETRIEVAL_METRICS)
     primary_metric: str
     query_group: str | None = None
     train: TrainConfig = TrainConfig()
     source: str = ""
     citation: str = ""
     license: str = ""
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        for name in names:
+            try:
+                require_metric(name)
+            except BenchError as exc:
+                raise ValueError(str(exc)) from None
+        return names
 
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:
@@ -89,10 +106,26 @@ class TaskSpec(_Strict):
             raise ValueError("a retrieval task needs at least one entry under `retrieval`")
         if self.kind == "classification" and not self.classification:
             raise ValueError("a classification task needs at least one entry under `classification`")
-        prefixes = [d.name for d in self.retrieval] + [c.name for c in self.classification]
-        if self.primary_metric.split("/")[0] not in prefixes:
-            raise ValueError(f"primary_metric {self.primary_metric!r} does not start with one of {prefixes}")
+        self._check_metrics()
         return self
+
+    def _check_metrics(self) -> None:
+        """Every metric name is in the registry and applies to some prefix; the primary metric is one of them."""
+        outcomes = {RANK} if self.retrieval else set()
+        outcomes |= {CORRECT} if self.classification else set()
+        for name in self.metrics:
+            mdef = require_metric(name)
+            if mdef.outcome not in outcomes:
+                raise ValueError(f"metric {name!r} needs '{mdef.outcome}' outcomes, which no direction or protocol "
+                                 "of this task produces")
+        prefix, name = split_metric(self.primary_metric)
+        if prefix not in self.prefixes:
+            raise ValueError(f"primary_metric {self.primary_metric!r} does not start with one of {self.prefixes}")
+        if name not in self.metrics:
+            raise ValueError(f"primary_metric {self.primary_metric!r}: {name!r} is not among metrics {self.metrics}")
+        kind = RANK if prefix in {d.name for d in self.retrieval} else CORRECT
+        if metric_def(name).outcome != kind:  # type: ignore[union-attr]
+            raise ValueError(f"primary_metric {self.primary_metric!r}: {name!r} does not apply to '{kind}' outcomes")
 
     @property
     def prefixes(self) -> list[str]:
@@ -106,7 +139,7 @@ def task_files() -> dict[str, Path]:
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a task YAML, resolving `include: other.yaml` (the including file's keys win)."""
+    """Read a task YAML, resolving `include: other.yaml` deeply (the including file's keys win)."""
     if path in seen:
         raise BenchError(f"{path}: include cycle through {', '.join(str(p) for p in seen)}")
     try:
@@ -117,9 +150,19 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise BenchError(f"{path}: a task file must be a mapping of keys")
     include = data.pop("include", None)
     if include:
-        base = _read_yaml(path.parent / include, (*seen, path))
-        data = {**base, **data}
+        data = deep_merge(_read_yaml(path.parent / include, (*seen, path)), data)
     return data
+
+
+def deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """`child` over `base`: mappings merge key by key at every depth; lists and scalars replace."""
+    out = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def parse_task_file(path: Path) -> TaskSpec:
@@ -131,7 +174,7 @@ def parse_task_file(path: Path) -> TaskSpec:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise BenchError(f"{path}: {where}: {err['msg']}") from None
+        raise BenchError(f"{path}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
 @cache

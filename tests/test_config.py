@@ -27,6 +27,50 @@ def test_include_inherits_and_overrides():
     assert noisy.adapter_args["modalities"]["vision"] != base.adapter_args["modalities"]["vision"]
 
 
+def test_include_merges_nested_sections_deeply_and_lists_replace(tmp_path):
+    (tmp_path / "child.yaml").write_text(
+        f"include: {task_files()['synthetic']}\nname: child\ntrain: {{epochs: 5}}\n"
+        "adapter_args: {modalities: {text: {dim: 32}}}\nmetrics: [R@1, MnR]\n")
+    base, child = load_task("synthetic"), parse_task_file(tmp_path / "child.yaml")
+    assert child.train.epochs == 5 and base.train.epochs == 20
+    assert child.train.batch_size == base.train.batch_size == 256 and child.train.dropout == base.train.dropout
+    text = child.adapter_args["modalities"]["text"]
+    assert text["dim"] == 32 and text["noise"] == 0.5  # the parent's other keys of a nested mapping stay
+    assert child.adapter_args["modalities"]["audio"] == base.adapter_args["modalities"]["audio"]
+    assert child.metrics == ["R@1", "MnR"]  # a list replaces the parent's
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("metrics: [R@1, R@l]", r"metrics: .*unknown metric 'R@l'; did you mean .*'R@1'"),
+    ("metrics: [R@1, acc]", r"metric 'acc' needs 'correct' outcomes"),
+    ("primary_metric: t2va/R@50", r"'R@50' is not among metrics"),
+    ("primary_metric: t2va/acc", r"'acc' is not among metrics"),
+])
+def test_unknown_or_misplaced_metric_fails_when_the_task_is_loaded(tmp_path, line, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(task_files()["synthetic"].read_text() + line + "\n")
+    with pytest.raises(BenchError, match=message):
+        parse_task_file(bad)
+
+
+def test_a_metric_typo_stops_run_before_training(tmp_path, monkeypatch, capsys):
+    import pmrl_bench.task as task_module
+    from pmrl_bench.cli import main
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "typo.yaml").write_text(task_files()["synthetic"].read_text().replace("MnR]", "MnR, MRR10]"))
+    monkeypatch.setattr(task_module, "TASKS_DIR", tasks)
+    task_module.load_task.cache_clear()
+    try:
+        assert main(["run", "--method", "clip", "--task", "typo", "--results-dir", str(tmp_path / "r")]) == 2
+    finally:
+        task_module.load_task.cache_clear()
+    err = capsys.readouterr().err
+    assert "unknown metric 'MRR10'; did you mean 'MRR'" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
 def test_overrides_resolve_short_and_dotted_keys():
     cfg = resolve_config("synthetic", "pmrl", parse_overrides(["tau1=0.5", "train.epochs=3", "data.seed=7"]))
     assert cfg["method_params"]["tau1"] == 0.5

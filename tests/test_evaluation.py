@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from pmrl_bench.evaluate.metrics import accuracy, retrieval_metrics
 from pmrl_bench.evaluate.retrieval import eval_set_digest, retrieval_ranks
+from pmrl_bench.metrics import CORRECT, DEFAULT_RETRIEVAL_METRICS, RANK, compute_metrics
+
+
+def retrieval_metrics(ranks):
+    return compute_metrics(DEFAULT_RETRIEVAL_METRICS, RANK, ranks)
 
 
 def _ranks(scores, query_item, cand_item, chunk=None):
@@ -84,4 +88,4 @@ def test_eval_set_digest_depends_on_order_and_ids():
 
 
 def test_accuracy():
-    assert accuracy(np.array([1, 0, 1, 1]))["acc"] == 75.0
+    assert compute_metrics(["acc"], CORRECT, np.array([1, 0, 1, 1])) == {"acc": 75.0}

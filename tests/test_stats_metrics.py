@@ -1,24 +1,28 @@
-"""The per-query metric definitions of pmrl_bench.report.stats agree with the evaluator's pmrl_bench.evaluate.metrics."""
+"""The metric registry (pmrl_bench.metrics): names, directions, per-query values, refusal of unknown names."""
 
 import numpy as np
 import pytest
 
-from pmrl_bench.report.stats.outcomes import metric_def, metric_sort_key, per_query_values, run_metric
-
-metrics = pytest.importorskip("pmrl_bench.evaluate.metrics")
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_retrieval_metrics_agree(seed):
-    rng = np.random.default_rng(seed)
-    ranks = rng.integers(1, 40, size=int(rng.integers(2, 300)))
-    for name, value in metrics.retrieval_metrics(ranks).items():
-        assert run_metric(metric_def(name), ranks) == pytest.approx(value, abs=1e-9), name
+from pmrl_bench.errors import BenchError
+from pmrl_bench.metrics import (
+    RANK,
+    compute_metrics,
+    metric_def,
+    metric_sort_key,
+    per_query_values,
+    require_metric,
+)
 
 
-def test_accuracy_agrees():
-    correct = np.random.default_rng(0).integers(0, 2, size=101)
-    assert run_metric(metric_def("acc"), correct) == pytest.approx(metrics.accuracy(correct)["acc"], abs=1e-9)
+def test_registry_computes_any_recall_and_refuses_typos_with_close_matches():
+    ranks = np.array([1, 3, 1, 12, 2, 7, 1, 25, 4, 60])
+    assert compute_metrics(["R@50", "MnR"], RANK, ranks) == {"R@50": 90.0, "MnR": 11.6}
+    with pytest.raises(BenchError, match=r"unknown metric 'R@l'; did you mean .*'R@1'"):
+        compute_metrics(["R@l"], RANK, ranks)
+    with pytest.raises(BenchError, match="computed from 'correct' outcomes"):
+        require_metric("acc", RANK)
+    with pytest.raises(ValueError, match="no queries"):
+        compute_metrics(["R@1"], RANK, np.array([], dtype=np.int64))
 
 
 def test_definitions():

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluate.metrics import accuracy
+from pmrl_bench.metrics import CORRECT, compute_metrics
 from pmrl_bench.task import ClassificationSpec, TaskSpec
 from pmrl_bench.train.method import Method
 
@@ -212,7 +212,7 @@ def evaluate_classification(method: Method, embed: Embed, train: SplitFeatures, 
     outcome = correct.to(torch.int64).numpy()
     row_ids = test.modalities[spec.input].row_ids
     return {
-        "metrics": {f"{spec.name}/acc": accuracy(np.asarray(outcome))["acc"]},
+        "metrics": {f"{spec.name}/acc": compute_metrics(["acc"], CORRECT, np.asarray(outcome))["acc"]},
         "per_query": {f"{spec.name}/correct": outcome.tolist()},
         "eval_set": {spec.name: eval_set_digest(row_ids, test.label_names)},
         "protocol": {spec.name: {"mode": spec.mode, "input": spec.input, "n_classes": len(test.label_names),

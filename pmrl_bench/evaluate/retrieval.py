@@ -13,7 +13,7 @@ from torch import Tensor
 
 from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluate.metrics import retrieval_metrics
+from pmrl_bench.metrics import RANK, compute_metrics
 from pmrl_bench.task import RetrievalDirection, TaskSpec
 from pmrl_bench.train.heads import ProjectionHeads
 from pmrl_bench.train.method import Method
@@ -126,10 +126,7 @@ def evaluate_direction(
         q_feats.item_index,
         torch.arange(split.n_items),
     )
-    values = retrieval_metrics(ranks)
-    unknown = [m for m in metric_names if m not in values]
-    if unknown:
-        raise BenchError(f"unknown retrieval metric(s) {unknown}; known: {sorted(values)}")
+    values = compute_metrics(metric_names, RANK, ranks)
     p = direction.name
     per_query = {f"{p}/rank": ranks.tolist()}
     if query_group:  # queries of one item form one independent unit for the statistics

@@ -1,87 +1,22 @@
-"""Metrics as functions of per-query outcomes (stats.md 1.2): names, directions, per-query values."""
+"""Per-query outcomes grouped into independent units (stats.md 1.2); the metrics themselves live in pmrl_bench.metrics."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import numpy as np
 
-RANK, CORRECT, GROUP = "rank", "correct", "group"
-OUTCOME_KINDS = (RANK, CORRECT)
-_RECALL = re.compile(r"R@([1-9][0-9]*)")
-CANONICAL_ORDER = ("R@1", "R@5", "R@10", "MdR", "MnR", "MRR", "acc")
+from pmrl_bench.metrics import (  # noqa: F401  (re-exported: the statistics read metrics through here)
+    CORRECT,
+    OUTCOME_KINDS,
+    RANK,
+    MetricDef,
+    metric_def,
+    metric_sort_key,
+    per_query_values,
+    run_metric,
+    split_metric,
+)
 
-
-@dataclass(frozen=True)
-class MetricDef:
-    """One metric of stats.md 1.2: which outcome it reads, its direction and how it is printed."""
-
-    name: str
-    outcome: str
-    higher_is_better: bool
-    unit: str
-
-    @property
-    def is_median(self) -> bool:
-        """MdR has no per-query value; it is the median of the run's ranks."""
-        return self.name == "MdR"
-
-    @property
-    def direction(self) -> str:
-        """'higher is better' or 'lower is better'."""
-        return "higher is better" if self.higher_is_better else "lower is better"
-
-
-def metric_def(name: str) -> MetricDef | None:
-    """The definition of a bare metric name (R@K, MRR, MnR, MdR, acc), or None if unknown."""
-    if _RECALL.fullmatch(name):
-        return MetricDef(name, RANK, True, "%")
-    known = {
-        "MRR": MetricDef("MRR", RANK, True, "% (x100)"),
-        "MnR": MetricDef("MnR", RANK, False, "rank"),
-        "MdR": MetricDef("MdR", RANK, False, "rank"),
-        "acc": MetricDef("acc", CORRECT, True, "%"),
-    }
-    return known.get(name)
-
-
-def metric_sort_key(name: str) -> tuple[int, int, str]:
-    """Order bare metric names as R@1, R@5, R@10, ..., MdR, MnR, MRR, acc, then anything else."""
-    m = _RECALL.fullmatch(name)
-    if m:
-        return (0, int(m.group(1)), name)
-    if name in CANONICAL_ORDER:
-        return (1, CANONICAL_ORDER.index(name), name)
-    return (2, 0, name)
-
-
-def split_metric(key: str) -> tuple[str, str]:
-    """'t2v/R@1' -> ('t2v', 'R@1')."""
-    prefix, _, name = key.rpartition("/")
-    return prefix, name
-
-
-def per_query_values(metric: MetricDef, outcomes: np.ndarray) -> np.ndarray:
-    """y_q of stats.md 1.2 for every outcome (any shape), float64; not defined for MdR."""
-    x = np.asarray(outcomes, dtype=np.float64)
-    if metric.outcome == CORRECT:
-        return 100.0 * x
-    if metric.name == "MRR":
-        return 100.0 / x
-    if metric.name == "MnR":
-        return x
-    if metric.is_median:
-        raise ValueError("MdR has no per-query value")
-    k = int(_RECALL.fullmatch(metric.name).group(1))  # type: ignore[union-attr]
-    return 100.0 * (x <= k)
-
-
-def run_metric(metric: MetricDef, outcomes: np.ndarray) -> np.ndarray:
-    """Run metric over the last axis: mean of y_q, or the median of the ranks for MdR."""
-    if metric.is_median:
-        return np.median(np.asarray(outcomes, dtype=np.float64), axis=-1)
-    return per_query_values(metric, outcomes).mean(axis=-1)
+GROUP = "group"
 
 
 def dense_groups(groups: np.ndarray) -> np.ndarray:
