@@ -156,7 +156,7 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
 
     base = dict(
         run_id=rid, config_hash=planned.config_hash, method=req.method, task=spec.name, seed=req.seed,
-        config=config, env=env,
+        config=config, env=env, task_meta=spec.meta(),
     )
     protocol: dict[str, Any] = {
         "train": train_feats.info, "test": test_feats.info, "caption_policy": {

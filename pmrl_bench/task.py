@@ -132,6 +132,12 @@ class TaskSpec(_Strict):
         """Metric prefixes in order: retrieval directions, then classification protocols."""
         return [d.name for d in self.retrieval] + [c.name for c in self.classification]
 
+    def meta(self) -> dict[str, Any]:
+        """What a result record carries about its task (RunResult.task_meta)."""
+        directions = {m: "higher" if metric_def(m).higher_is_better else "lower" for m in self.metrics}  # type: ignore[union-attr]
+        return {"version": self.version, "primary_metric": self.primary_metric, "metrics": list(self.metrics),
+                "prefixes": self.prefixes, "directions": directions, "query_group": self.query_group}
+
 
 def task_files() -> dict[str, Path]:
     """Task name -> YAML file, for every tasks/*.yaml."""

@@ -20,7 +20,7 @@ def digest(name: str) -> str:
 
 def make_record(task: str, method: str, seed: int, outcomes: dict[str, np.ndarray], *, config_hash: str = "a" * 16,
                 status: str = "ok", eval_set: dict[str, str] | None = None, n_candidates: int | None = None,
-                groups: dict[str, np.ndarray] | None = None) -> RunResult:
+                groups: dict[str, np.ndarray] | None = None, task_meta: dict | None = None) -> RunResult:
     """A record whose metrics are recomputed from `outcomes` ({'t2v/rank': ranks} or {'cls/correct': 0/1})."""
     metrics, per_query, protocol = {}, {}, {}
     if status == "ok":
@@ -39,6 +39,7 @@ def make_record(task: str, method: str, seed: int, outcomes: dict[str, np.ndarra
         run_id=run_id, config_hash=config_hash, method=method, task=task, seed=seed, status=status,
         error=None if status == "ok" else "loss became NaN at step 12", config={"method": method},
         metrics=metrics, per_query=per_query, eval_set=eval_set, protocol=protocol, created_at="2025-01-01T00:00:00",
+        task_meta=task_meta,
     )
 
 

@@ -152,7 +152,7 @@ def test_missing_or_empty_results_dir(tmp_path, capsys):
 
 
 def test_task_without_task_file_and_other_outcomes(tmp_path):
-    """Fallback columns from the records; classification outcomes; query groups; one method: no ranking."""
+    """Columns from the records, no primary metric; classification outcomes; query groups; one method: no ranking."""
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(40), [2, 3] * 20)  # unequal sizes: group-weighted
     for method, p in (("pmrl", 0.7), ("clip", 0.5)):
@@ -168,13 +168,14 @@ def test_task_without_task_file_and_other_outcomes(tmp_path):
     text = section(md, "mystery")
     assert header_cells(text) == ["method", "n", "cls acc", "t2v R@1", "t2v R@5", "t2v R@10", "t2v MdR", "t2v MnR",
                                   "t2v MRR"]
-    assert "Primary metric: `cls/acc` (higher is better)." in text
-    assert "tasks/mystery.yaml not found or invalid" in text
+    assert "Primary metric:" not in text  # never guessed (it used to be the first column)
+    assert "tasks/mystery.yaml not found or invalid and the records carry no task_meta" in text
+    assert "no primary metric" in text
     assert "query groups: as recorded (40 groups, group-weighted)" in text
     assert "Query identity not verified: gram." in text
     rows = table_rows(text)
     assert rows["gram"][1].endswith("‡") and " ± " not in rows["gram"][1]  # one seed: value only
-    assert "Mean ranks only (fewer than 2 tasks): no test." in section(md, "Across tasks")
+    assert "No task has results on its primary metric: no ranking." in section(md, "Across tasks")
     assert not (tmp_path / "LEADERBOARD_cd.png").exists()
 
 
@@ -201,3 +202,56 @@ def test_cd_diagram_labels_fit_and_bytes_are_stable(tmp_path):
     a, b = draw_cd_diagram(labels, ranks, 2.1, tmp_path / "a.png"), draw_cd_diagram(labels, ranks, 2.1, tmp_path / "b.png")
     assert a.read_bytes() == b.read_bytes()
     assert b"Software" not in a.read_bytes() and not list(tmp_path.glob(".*.tmp"))
+
+
+META = {"version": 3, "primary_metric": "t2v/MnR", "metrics": ["R@1", "MnR", "acc"], "prefixes": ["t2v", "cls"],
+        "directions": {"R@1": "higher", "MnR": "lower", "acc": "higher"}}
+
+
+def test_self_describing_records_rank_without_a_task_file(tmp_path, capsys):
+    """task_meta gives columns, primary metric and direction; the missing task file is one warning line."""
+    rng = np.random.default_rng(1)
+    for task in ("mystery", "riddle"):
+        for method, p in (("pmrl", 0.8), ("clip", 0.5), ("gram", 0.3)):
+            for seed in range(3):
+                # acc is best for gram and worst for pmrl: a guessed primary (first column) would invert the ranking
+                write(tmp_path, task, method, seed, {"t2v/rank": np.minimum(rng.geometric(p, 200), 100),
+                                                     "cls/correct": rng.random(200) < 1 - p}, task_meta=META)
+    assert main(["leaderboard", "--results-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("tasks/mystery.yaml not found") == 1 and err.count("tasks/riddle.yaml not found") == 1
+    md = (tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8")
+    text = section(md, "mystery")
+    assert "Primary metric: `t2v/MnR` (lower is better)." in text
+    assert header_cells(text) == ["method", "n", "t2v R@1", "t2v MnR", "cls acc"]
+    assert list(table_rows(text)) == ["pmrl", "clip", "gram"]  # lowest mean rank first
+    assert [row[0] for row in table_rows(section(md, "Across tasks")).values()] == ["1.00", "2.00", "3.00"]
+    assert list(table_rows(section(md, "Across tasks"))) == ["pmrl", "clip", "gram"]
+
+
+def test_changed_task_file_is_reported_and_the_records_layout_kept(tmp_path, capsys):
+    meta = {**META, "version": 7, "prefixes": ["t2va"], "metrics": ["R@1", "MnR"], "primary_metric": "t2va/R@1",
+            "directions": {"R@1": "higher", "MnR": "lower"}}
+    for method, p in (("pmrl", 0.8), ("clip", 0.5)):
+        for seed in range(2):
+            write(tmp_path, "synthetic", method, seed, {"t2va/rank": simulated_ranks(50, p, seed)}, task_meta=meta)
+    assert main(["leaderboard", "--results-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("tasks/synthetic.yaml is version 1 but the records are version 7") == 1
+    text = section((tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8"), "synthetic")
+    assert header_cells(text) == ["method", "n", "t2va R@1", "t2va MnR"]  # not the task file's five columns
+    assert "is version 1 but the records are version 7" in text
+
+
+def test_limited_records_are_kept_out_of_the_leaderboard(tmp_path):
+    from records_factory import make_record
+
+    from pmrl_bench.results.record import write_result
+    from pmrl_bench.results.table import load_runs
+
+    for seed in range(2):
+        write(tmp_path, "synthetic", "pmrl", seed, {"t2va/rank": simulated_ranks(50, 0.8, seed)})
+        rec = make_record("synthetic", "clip", seed, {"t2va/rank": simulated_ranks(50, 0.5, seed)})
+        write_result(tmp_path, rec.model_copy(update={"limited": True}))
+    table = load_runs(tmp_path)
+    assert {r.method for r in table.runs} == {"pmrl"} and table.n_limited == 2 and not table.problems

@@ -33,6 +33,11 @@ def test_record_has_the_fixed_fields(tmp_path):
     assert data["env"]["torch"] and "git_commit" in data["env"] and data["env"]["cpu"]
     assert data["timing"]["train_s"] > 0
     assert data["metrics"]["t2va/R@1"] > 100 / 128 * 3  # learned something: well above chance
+    assert data["task_meta"] == {"version": 1, "primary_metric": "t2va/R@1", "metrics": ["R@1", "R@5", "R@10", "MdR", "MnR"],
+                                 "prefixes": ["t2va"], "query_group": None,
+                                 "directions": {"R@1": "higher", "R@5": "higher", "R@10": "higher", "MdR": "lower",
+                                                "MnR": "lower"}}
+    assert data["limited"] is False
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):

@@ -79,4 +79,4 @@ def test_layout_from_task_file_or_records(tmp_path):
     assert layout.primary == "t2va/R@1" and layout.note is None
     layout = task_layout("synthetic-noisy-anchor", runs)  # the records' prefix is not in the task file
     assert layout.columns[0] == "other/R@1" and layout.columns[-1] == "other/MRR"
-    assert layout.note.startswith("No metric of tasks/synthetic-noisy-anchor.yaml")
+    assert layout.note.startswith("no metric of tasks/synthetic-noisy-anchor.yaml") and layout.primary is None

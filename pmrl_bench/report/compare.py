@@ -55,7 +55,8 @@ def _metric(layout, metric: str | None, kinds: dict[str, str]) -> tuple[str, Met
     """The metric to compare: given, or the task's primary; refused with close matches when unknown."""
     name = metric or layout.primary
     if name is None:
-        raise BenchError(f"task {layout.task} has no metric columns with per-query outcomes")
+        raise BenchError(f"task {layout.task} has no primary metric ({layout.note or 'no metric columns'}); "
+                         f"name one with --metric (one of {', '.join(layout.columns) or 'none'})")
     prefix, bare = split_metric(name)
     mdef = metric_def(bare)
     if prefix not in kinds or mdef is None or mdef.outcome != kinds[prefix]:
@@ -194,6 +195,8 @@ def cli_compare(args: argparse.Namespace) -> int:
     entities = task_entities(table.runs, args.task, choices)
     a, b = _entity(entities, a_name, args.task), _entity(entities, b_name, args.task)
     layout = task_layout(args.task, table.runs)
+    if layout.note:
+        print(f"warning: {args.task}: {layout.note}", file=sys.stderr)
     kinds = {p: k for e in (a, b) for r in e.runs if r.ok for p, (k, _) in r.outcomes.items()}
     prefix, mdef = _metric(layout, args.metric, kinds)
     scope = _scope(args.task, prefix, a, b)

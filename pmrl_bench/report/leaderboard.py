@@ -136,6 +136,8 @@ def build_task_table(table: RunTable, task: str, choices: dict[str, str], correc
                      n_resamples: int = N_RESAMPLES, warn: Callable[[str], None] = _warn) -> TaskTable:
     """Statistics of one task: scopes per prefix, cells per column, marks per column."""
     layout = task_layout(task, table.runs)
+    if layout.note:
+        warn(f"warning: {task}: {layout.note}")
     entities = task_entities(table.runs, task, choices)
     by_prefix: dict[str, list[str]] = {}
     for column in layout.columns:

@@ -14,6 +14,19 @@ from pmrl_bench.files import atomic_write_text
 SCHEMA_VERSION = 1
 
 
+class TaskMeta(BaseModel):
+    """What the leaderboard needs from the task, copied into every record so no task file is needed to rank it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(description="task version the run was made with")
+    primary_metric: str = Field(description="'<prefix>/<metric>' that orders tables and the cross-task ranking")
+    metrics: list[str] = Field(description="bare metric names of the task, in column order")
+    prefixes: list[str] = Field(description="metric prefixes in column order")
+    directions: dict[str, Literal["higher", "lower"]] = Field(description="metric -> which way is better")
+    query_group: str | None = Field(None, description="what a query group is, when queries are grouped")
+
+
 class RunResult(BaseModel):
     """One run of one method on one task with one seed (results/<task>/<method>/<run_id>.json)."""
 
@@ -43,6 +56,8 @@ class RunResult(BaseModel):
     timing: dict[str, float] = Field(default_factory=dict, description="train_s, eval_s, encode_s")
     env: dict[str, Any] = Field(default_factory=dict, description="python, torch, device, host, git commit, versions")
     created_at: str = Field(description="UTC ISO-8601 time the record was written")
+    task_meta: TaskMeta | None = Field(None, description="the task's version, primary metric and directions")
+    limited: bool = Field(False, description="a --limit quick check on the first items only (kept off leaderboards)")
 
 
 def result_path(results_dir: Path, task: str, method: str, run_id: str) -> Path:

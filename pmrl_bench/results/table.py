@@ -23,7 +23,7 @@ from pmrl_bench.report.stats.outcomes import (
     run_metric,
     split_metric,
 )
-from pmrl_bench.results.record import SCHEMA_VERSION, RunResult
+from pmrl_bench.results.record import SCHEMA_VERSION, RunResult, TaskMeta
 
 METRIC_TOL = 1e-6
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -45,6 +45,8 @@ class Run:
     groups: dict[str, np.ndarray]  # prefix -> group label per query, when recorded
     eval_set: dict[str, str]
     n_candidates: dict[str, int]
+    task_meta: TaskMeta | None = None
+    limited: bool = False
 
     @property
     def ok(self) -> bool:
@@ -67,6 +69,7 @@ class RunTable:
     runs: list[Run] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     n_files: int = 0
+    n_limited: int = 0  # valid --limit records, kept out of the table
 
     def tasks(self) -> list[str]:
         """Task names with at least one valid run, sorted."""
@@ -167,6 +170,10 @@ def check_record(rec: RunResult, path: Path | None = None) -> list[str]:
         if not rec.error:
             reasons.append("status failed without an error message")
         return reasons
+    if rec.task_meta is not None:
+        reasons += [f"task_meta.directions[{m!r}] = {d!r} disagrees with the metric registry"
+                    for m, d in rec.task_meta.directions.items()
+                    if (mdef := metric_def(m)) is None or (d == "higher") != mdef.higher_is_better]
     reasons += _outcome_reasons(rec)
     if not reasons:
         reasons += _metric_reasons(rec)
@@ -186,8 +193,7 @@ def _to_run(rec: RunResult, path: Path) -> Run:
         arr = np.asarray(values, dtype=np.int64)
         target[prefix] = arr if kind == GROUP else (kind, arr)
     return Run(path, rec.task, rec.method, rec.config_hash, rec.seed, rec.status, rec.error, dict(rec.metrics),
-               outcomes, groups,
-               dict(rec.eval_set), _gallery_sizes(rec.protocol))
+               outcomes, groups, dict(rec.eval_set), _gallery_sizes(rec.protocol), rec.task_meta, rec.limited)
 
 
 def read_run(path: Path) -> Run | Problem:
@@ -213,6 +219,9 @@ def load_runs(root: Path) -> RunTable:
     for path in result_files(root):
         table.n_files += 1
         item = read_run(path)
+        if isinstance(item, Run) and item.limited:
+            table.n_limited += 1
+            continue
         (table.problems if isinstance(item, Problem) else table.runs).append(item)
     by_seed: dict[tuple, list[Run]] = {}
     for run in table.runs:
@@ -408,25 +417,57 @@ def _prefix_kinds(runs: Sequence[Run]) -> dict[str, str]:
     return kinds
 
 
+def _recorded_meta(runs: Sequence[Run]) -> tuple[TaskMeta | None, list[int]]:
+    """The task_meta of the newest task version among the successful runs, and every version recorded."""
+    metas = {r.task_meta.version: r.task_meta for r in runs if r.ok and r.task_meta is not None}
+    return (metas[max(metas)] if metas else None), sorted(metas)
+
+
+def _columns(prefixes: Sequence[str], metrics: Sequence[str], kinds: dict[str, str]) -> list[str]:
+    """'<prefix>/<metric>' for the prefixes with outcomes and the metrics that apply to their outcome kind."""
+    return [f"{p}/{m}" for p in prefixes if p in kinds for m in metrics
+            if (d := metric_def(m)) is not None and d.outcome == kinds[p]]
+
+
 def task_layout(task: str, runs: Sequence[Run]) -> TaskLayout:
-    """Columns from the task YAML (metrics x prefixes with outcomes); from the records if it gives none."""
+    """Columns and primary metric from the records' task_meta; from the task file only for records without it.
+
+    A missing task file, or one whose version differs from the records', is reported in `note`; without
+    task_meta and without a task file there is no primary metric (never a guessed one).
+    """
     from pmrl_bench.task import load_task
 
     runs = [r for r in runs if r.task == task]
     kinds = _prefix_kinds(runs)
     try:
-        spec, note = load_task(task), None
-    except BenchError:
-        spec, note = None, f"Task file tasks/{task}.yaml not found or invalid: columns from the records, primary = first"
+        spec, missing = load_task(task), None
+    except BenchError as exc:
+        spec, missing = None, str(exc).split(";")[0]
+    meta, versions = _recorded_meta(runs)
+    if meta is not None:
+        notes = []
+        if spec is None:
+            notes.append(f"tasks/{task}.yaml not found or invalid ({missing}): layout from the records' task_meta")
+        elif spec.version != meta.version:
+            notes.append(f"tasks/{task}.yaml is version {spec.version} but the records are version {meta.version}: "
+                         "layout from the records' task_meta")
+        if len(versions) > 1:
+            notes.append(f"records of task versions {versions}: layout of version {meta.version}")
+        columns = _columns(meta.prefixes, meta.metrics, kinds)
+        primary = meta.primary_metric if meta.primary_metric in columns else None
+        return TaskLayout(task, columns, primary, meta.query_group, "; ".join(notes) or None)
     if spec is not None:
-        columns = [f"{p}/{m}" for p in spec.prefixes if p in kinds for m in spec.metrics
-                   if (d := metric_def(m)) is not None and d.outcome == kinds[p]]
+        columns = _columns(spec.prefixes, spec.metrics, kinds)
         if columns:
-            primary = spec.primary_metric if spec.primary_metric in columns else columns[0]
-            return TaskLayout(task, columns, primary, spec.query_group, None)
-        note = f"No metric of tasks/{task}.yaml matches the records' outcomes: columns from the records, primary = first"
+            primary = spec.primary_metric if spec.primary_metric in columns else None
+            note = None if primary else f"the records have no {spec.primary_metric} outcomes: no primary metric"
+            return TaskLayout(task, columns, primary, spec.query_group, note)
+        note = f"no metric of tasks/{task}.yaml matches the records' outcomes: columns from the records, no primary metric"
+    else:
+        note = (f"tasks/{task}.yaml not found or invalid and the records carry no task_meta: columns from the records, "
+                "no primary metric (left out of the cross-task ranking)")
     stored = {k for r in runs if r.ok for k in r.metrics}
     names = {p: sorted({split_metric(k)[1] for k in stored if split_metric(k)[0] == p}, key=metric_sort_key)
              for p in sorted(kinds)}
     columns = [f"{p}/{m}" for p, ms in names.items() for m in ms]
-    return TaskLayout(task, columns, columns[0] if columns else None, None, note)
+    return TaskLayout(task, columns, None, None, note)
