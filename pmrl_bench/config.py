@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from pmrl_bench.errors import BenchError, unknown_name
-from pmrl_bench.registry import get_method
+from pmrl_bench.registry import method_defaults
 from pmrl_bench.task import TaskSpec, TrainConfig, load_task
 
 SECTIONS = {"method": "method_params", "train": "train", "data": "data", "encoders": "encoders"}
@@ -83,12 +83,11 @@ def apply_override(config: dict[str, Any], key: str, value: Any) -> None:
 def resolve_config(task: str | TaskSpec, method: str, overrides: list[tuple[str, Any]] = ()) -> dict[str, Any]:
     """The fully resolved configuration of a (task, method) pair, without seed."""
     spec = load_task(task) if isinstance(task, str) else task
-    method_cls = get_method(method)
     config: dict[str, Any] = {
         "task": spec.name,
         "task_version": spec.version,
         "method": method,
-        "method_params": copy.deepcopy(dict(method_cls.defaults)),
+        "method_params": copy.deepcopy(method_defaults(method)),
         "train": spec.train.model_dump(),
         "data": copy.deepcopy(dict(spec.adapter_args)),
         "encoders": copy.deepcopy(dict(spec.encoders)),

@@ -3,7 +3,8 @@
 Each plug-in file registers its objects with a decorator that takes the name as a string literal:
 `@register_method("pmrl")` or `@register_adapter("msrvtt")`. Names are found by reading the files'
 syntax tree (so `list` and name suggestions need no torch import); a file is imported only when
-one of its names is used.
+one of its objects is used. A method's `defaults` are read from the same syntax tree when they are a
+literal in its class body, so planning a run (config, run id) imports no method file either.
 """
 
 from __future__ import annotations
@@ -47,22 +48,30 @@ def register_adapter(name: str) -> Callable[[T], T]:
     return _register(ADAPTERS, "adapter", name)
 
 
+def _registered_name(node: ast.AST, decorator: str) -> str | None:
+    """The name a class or function node registers with `@decorator("name")`, if it does."""
+    if not isinstance(node, ast.ClassDef | ast.FunctionDef):
+        return None
+    for dec in node.decorator_list:
+        if (
+            isinstance(dec, ast.Call)
+            and getattr(dec.func, "id", getattr(dec.func, "attr", None)) == decorator
+            and dec.args
+            and isinstance(dec.args[0], ast.Constant)
+        ):
+            return dec.args[0].value
+    return None
+
+
 def _decorated_names(path: Path, decorator: str) -> list[tuple[str, str]]:
     """(name, first docstring line) for every `@decorator("name")` in a Python file."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found = []
     for node in ast.walk(tree):
-        if not isinstance(node, ast.ClassDef | ast.FunctionDef):
-            continue
-        for dec in node.decorator_list:
-            if (
-                isinstance(dec, ast.Call)
-                and getattr(dec.func, "id", getattr(dec.func, "attr", None)) == decorator
-                and dec.args
-                and isinstance(dec.args[0], ast.Constant)
-            ):
-                doc = (ast.get_docstring(node) or "").strip().splitlines()
-                found.append((dec.args[0].value, doc[0] if doc else ""))
+        name = _registered_name(node, decorator)
+        if name is not None:
+            doc = (ast.get_docstring(node) or "").strip().splitlines()  # type: ignore[arg-type]
+            found.append((name, doc[0] if doc else ""))
     return found
 
 
@@ -111,6 +120,34 @@ def get_method(name: str) -> type:
         raise unknown_name("method", name, table, "(see `python -m pmrl_bench list methods`)")
     _import_file(table[name][0], "pmrl_bench_methods")
     return METHODS[name]
+
+
+def _literal_defaults(path: Path, name: str) -> dict[str, Any] | None:
+    """The literal `defaults = {...}` in the body of the method class registered as `name`, else None."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if _registered_name(node, "register_method") != name:
+            continue
+        for stmt in node.body:  # type: ignore[attr-defined]
+            if isinstance(stmt, ast.Assign) and any(getattr(t, "id", None) == "defaults" for t in stmt.targets):
+                try:
+                    value = ast.literal_eval(stmt.value)
+                except ValueError:
+                    return None
+                return value if isinstance(value, dict) else None
+    return None
+
+
+def method_defaults(name: str) -> dict[str, Any]:
+    """The hyper-parameter defaults of method `name`, from its file's syntax tree when literal (no import)."""
+    table = _scan(METHODS_DIR, "register_method")
+    if name not in table:
+        raise unknown_name("method", name, table, "(see `python -m pmrl_bench list methods`)")
+    if name not in METHODS:
+        literal = _literal_defaults(table[name][0], name)
+        if literal is not None:
+            return literal
+    return dict(get_method(name).defaults)
 
 
 def get_adapter(name: str) -> Callable[..., Any]:

@@ -23,6 +23,7 @@ from submitit.helpers import Checkpointable
 
 from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.paths import ROOT
+from pmrl_bench.plan import RunRequest, checkpoint_path, plan_run
 from pmrl_bench.results.record import write_result
 
 Executor = Literal["slurm", "local", "debug"]
@@ -217,7 +218,7 @@ def run_task(spec: dict[str, Any]) -> list[dict[str, Any]]:
     import torch
 
     from pmrl_bench.env import git_commit
-    from pmrl_bench.runner import INTERRUPTED, RunRequest, checkpoint_path, execute, plan_run, summary_line
+    from pmrl_bench.runner import INTERRUPTED, execute, summary_line
 
     torch.set_num_threads(int(spec["threads"]))
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -267,7 +268,6 @@ def _failed_record(planned: Any, error: str, provenance: dict[str, Any]) -> Any:
     """A `failed` record for a run that raised; its checkpoint is removed."""
     from pmrl_bench.env import environment
     from pmrl_bench.results.record import RunResult
-    from pmrl_bench.runner import checkpoint_path
 
     req = planned.request
     checkpoint_path(req.results_dir, planned.run_id).unlink(missing_ok=True)

@@ -34,8 +34,8 @@ from pmrl_bench.cluster.executors import (
 from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.files import atomic_write_text
 from pmrl_bench.paths import ROOT
+from pmrl_bench.plan import PlannedRun, RunRequest, check_device, plan_run
 from pmrl_bench.results.record import read_result
-from pmrl_bench.runner import PlannedRun, RunRequest, plan_run
 
 SWEEPS_DIR = ROOT / "slurm" / "sweeps"
 JUST_SUBMITTED_S = 120  # a job the scheduler does not list yet counts as pending for this long
@@ -328,8 +328,6 @@ def cli_sweep(args: argparse.Namespace) -> int:
         print("nothing to submit")
         return 0
     if executor != "slurm":  # runs here: refuse a device this machine lacks before submitting anything
-        from pmrl_bench.runner import check_device
-
         check_device(profile.device)
     commit = git_commit()
     specs = [task_spec(sweep.name, group, profile, commit) for group in tasks]
