@@ -10,6 +10,7 @@ literal in its class body, so planning a run (config, run id) imports no method 
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -122,6 +123,7 @@ def get_method(name: str) -> type:
     return METHODS[name]
 
 
+@cache
 def _literal_defaults(path: Path, name: str) -> dict[str, Any] | None:
     """The literal `defaults = {...}` in the body of the method class registered as `name`, else None."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -139,15 +141,15 @@ def _literal_defaults(path: Path, name: str) -> dict[str, Any] | None:
 
 
 def method_defaults(name: str) -> dict[str, Any]:
-    """The hyper-parameter defaults of method `name`, from its file's syntax tree when literal (no import)."""
+    """A fresh copy of method `name`'s hyper-parameter defaults, from its file's syntax tree when literal (no import)."""
     table = _scan(METHODS_DIR, "register_method")
     if name not in table:
         raise unknown_name("method", name, table, "(see `python -m pmrl_bench list methods`)")
     if name not in METHODS:
         literal = _literal_defaults(table[name][0], name)
         if literal is not None:
-            return literal
-    return dict(get_method(name).defaults)
+            return copy.deepcopy(literal)
+    return copy.deepcopy(dict(get_method(name).defaults))
 
 
 def get_adapter(name: str) -> Callable[..., Any]:

@@ -207,6 +207,8 @@ class RunStatus:
 
 
 def _record_state(planned: PlannedRun) -> RunStatus | None:
+    if planned.done:  # planning has just read a valid ok record
+        return RunStatus(planned, "done")
     if not planned.path.is_file():
         return None
     try:
