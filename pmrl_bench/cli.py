@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pmrl_bench.errors import BenchError
+from pmrl_bench.runtime import apply_threads, setup_logging
 
 EPILOG = """examples:
   python -m pmrl_bench list methods
@@ -42,6 +43,30 @@ def _seed(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    """A positive integer (threads, item counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def add_runtime_options(p: argparse.ArgumentParser, threads: bool) -> None:
+    """-v / -q on every verb; --threads on the verbs that compute."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,
+                   help="also log debug lines")
+    g.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                   help="log warnings and errors only")
+    if threads:
+        p.add_argument("--threads", type=_positive, default=None,
+                       help="torch threads (default: the CPUs allotted to this process: its affinity mask, "
+                            "capped by SLURM_CPUS_PER_TASK)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every verb."""
     parser = argparse.ArgumentParser(
@@ -64,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a method, train or data setting (repeatable), e.g. tau1=0.1 or train.epochs=5")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--force", action="store_true", help="re-run even if a result with this run_id exists")
+    p.add_argument("--limit", type=_positive, default=None, metavar="N",
+                   help="quick check on the first N items of each split (record marked limited, not on leaderboards)")
 
     p = sub.add_parser("sweep", help="run a grid of runs locally or as SLURM job arrays (submit and exit)")
     p.add_argument("sweep_file")
@@ -100,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="cpu")
+    for verb, verb_parser in sub.choices.items():
+        add_runtime_options(verb_parser, threads=verb in ("run", "data"))
     return parser
 
 
@@ -127,8 +156,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one line and return 2."""
     args = build_parser().parse_args(argv)
+    setup_logging(args.verbosity)
     module_name, func_name = HANDLERS[args.verb].split(":")
     try:
+        if hasattr(args, "threads"):
+            apply_threads(args.threads)
         handler = getattr(importlib.import_module(module_name), func_name)
         return int(handler(args) or 0)
     except BenchError as exc:

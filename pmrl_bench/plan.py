@@ -32,6 +32,7 @@ class RunRequest(BaseModel):
     device: str = "cpu"
     force: bool = False
     provenance: dict[str, Any] = {}
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ def plan_run(req: RunRequest) -> PlannedRun:
     check_device(req.device)
     spec = load_task(req.task)
     config = resolve_config(spec, req.method, req.overrides)
+    if req.limit is not None:  # part of the identity: a quick check never takes the place of the full run
+        config["limit"] = req.limit
     rid = run_id(config, req.seed)
     return PlannedRun(
         request=req,

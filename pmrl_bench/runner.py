@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from pmrl_bench.config import parse_overrides
-from pmrl_bench.data.features import SplitFeatures
+from pmrl_bench.data.features import SplitFeatures, first_items
 from pmrl_bench.errors import BenchError
 from pmrl_bench.plan import PlannedRun, RunRequest, check_results_dir, checkpoint_path, plan_run
 from pmrl_bench.results.record import RunResult, write_result
@@ -71,6 +71,8 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     t0 = time.perf_counter()
     train_feats = load_features(planned, "train", req.device)
     test_feats = load_features(planned, "test", req.device)
+    if req.limit is not None:
+        train_feats, test_feats = first_items(train_feats, req.limit), first_items(test_feats, req.limit)
     encode_s = time.perf_counter() - t0
 
     env = environment(req.device)
@@ -86,7 +88,7 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
 
     base = dict(
         run_id=rid, config_hash=planned.config_hash, method=req.method, task=spec.name, seed=req.seed,
-        config=config, env=env, task_meta=spec.meta(),
+        config=config, env=env, task_meta=spec.meta(), limited=req.limit is not None,
     )
     protocol: dict[str, Any] = {
         "train": train_feats.info, "test": test_feats.info, "caption_policy": {
@@ -140,7 +142,7 @@ def cli_run(args: argparse.Namespace) -> int:
     failed = 0
     for seed in args.seeds:
         req = RunRequest(task=args.task or DEFAULT_TASK, method=args.method, seed=seed, overrides=overrides,
-                         results_dir=args.results_dir, device=args.device, force=args.force)
+                         results_dir=args.results_dir, device=args.device, force=args.force, limit=args.limit)
         planned = plan_run(req)
         if planned.done and not args.force:
             print(f"skip: {planned.path} exists (run_id {planned.run_id}; use --force to re-run)", file=sys.stderr)

@@ -23,7 +23,7 @@ from pmrl_bench.errors import BenchError
 from pmrl_bench.paths import ROOT
 from pmrl_bench.results.record import read_result, write_result
 from pmrl_bench.runner import RunRequest, plan_run
-from tests.helpers import SMALL
+from tests.helpers import SMALL, skip_without
 
 SMALL_SET = dict(SMALL)
 
@@ -131,6 +131,7 @@ def test_profile_maps_onto_submitit_parameters_and_sbatch_lines():
     }
     assert executor_parameters(profile, "local", "pmrl-x") == {
         "name": "pmrl-x", "timeout_min": 240, "cpus_per_task": 8, "mem_gb": 32, "gpus_per_node": 1}
+    skip_without("srun")  # submitit writes `srun` into the script and looks it up first
     script = make_executor("slurm", profile, Path("/logs/x"), "pmrl-x")._executor._make_submission_file_text("CMD", "u")
     for line in ("#SBATCH --partition=gpu", "#SBATCH --account=my_project", "#SBATCH --qos=normal",
                  "#SBATCH --constraint=a100", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=8",

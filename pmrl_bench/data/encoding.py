@@ -33,6 +33,7 @@ from pmrl_bench.data.cache import CacheKey, FeatureCache, default_cache_root, sl
 from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
 from pmrl_bench.data.items import BlobRef, Item, ItemSet, ids_sha256, media_name
 from pmrl_bench.errors import BenchError
+from pmrl_bench.runtime import Progress
 from pmrl_bench.task import TaskSpec
 
 POLICIES = ("all", "first", "paragraph")
@@ -132,12 +133,9 @@ def encoder_slug(identity: dict[str, Any]) -> str:
 
 
 def run_encoder(encoder: Any, inputs: Sequence[Any], batch_size: int, desc: str, progress: bool | None) -> Tensor:
-    """Encode `inputs` in batches with a tqdm bar (items/s, ETA); float32 [n, D] on the CPU."""
-    from tqdm import tqdm
-
+    """Encode `inputs` in batches with progress (a bar on a terminal, periodic log lines otherwise); float32 [n, D]."""
     out = []
-    with tqdm(total=len(inputs), desc=desc, unit="item", disable=(not progress) if progress is not None else None,
-              dynamic_ncols=True, leave=False) as bar:
+    with Progress(len(inputs), desc, enabled=progress) as bar:
         for start in range(0, len(inputs), batch_size):
             batch = inputs[start : start + batch_size]
             out.append(encoder.encode(batch).detach().to("cpu", torch.float32))

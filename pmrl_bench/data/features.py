@@ -56,3 +56,20 @@ class SplitFeatures:
 def single_row_features(values: Tensor, ids: tuple[str, ...]) -> ModalityFeatures:
     """Features with exactly one row per item, row i belonging to item i."""
     return ModalityFeatures(values=values, item_index=torch.arange(len(ids)), row_ids=ids)
+
+
+def first_items(split: SplitFeatures, n: int) -> SplitFeatures:
+    """The split cut to its first `n` items (every row of those items), for a `--limit` quick check."""
+    if n >= split.n_items:
+        return split
+    modalities = {}
+    for name, feats in split.modalities.items():
+        keep = feats.item_index < n
+        rows = torch.nonzero(keep).flatten().tolist()
+        modalities[name] = ModalityFeatures(values=feats.values[keep], item_index=feats.item_index[keep],
+                                            row_ids=tuple(feats.row_ids[r] for r in rows))
+    return SplitFeatures(
+        split=split.split, item_ids=split.item_ids[:n], modalities=modalities,
+        labels=None if split.labels is None else split.labels[:n], label_names=split.label_names,
+        groups=split.groups[:n], info={**split.info, "n_items": n, "limited_from": split.n_items},
+    )

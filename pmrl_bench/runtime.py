@@ -1,0 +1,99 @@
+"""Process-wide runtime settings: torch's thread count, log verbosity, and progress reporting."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from pmrl_bench.errors import BenchError
+
+LOG = logging.getLogger("pmrl_bench")
+PROGRESS_EVERY_S = 30.0  # seconds between progress log lines when stderr is not a terminal
+
+
+def allotted_cpus(environ: Mapping[str, str] | None = None) -> int:
+    """CPUs this process may use: its affinity mask, capped by SLURM_CPUS_PER_TASK inside a SLURM job."""
+    environ = os.environ if environ is None else environ
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks on this platform (macOS, Windows)
+        n = os.cpu_count() or 1
+    slurm = environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        n = min(n, int(slurm))
+    return max(1, n)
+
+
+def apply_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads to `threads` (default: the allotted CPUs) and return the number used."""
+    import torch
+
+    n = allotted_cpus() if threads is None else threads
+    if n < 1:
+        raise BenchError(f"--threads {n}: expected a positive number of threads")
+    torch.set_num_threads(n)
+    LOG.debug("torch threads: %d (allotted CPUs: %d)", n, allotted_cpus())
+    return n
+
+
+class _Stderr(logging.Handler):
+    """Writes each record as one line to whatever sys.stderr is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001  (logging's contract: never raise from emit)
+            self.handleError(record)
+
+
+def setup_logging(verbosity: int) -> None:
+    """Log records of pmrl_bench as plain lines on stderr: warnings and up at -q, info by default, debug at -v."""
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    LOG.handlers[:] = [_Stderr()]
+    LOG.setLevel(level)
+    LOG.propagate = False
+
+
+class Progress:
+    """A tqdm bar when stderr is a terminal, else one log line every PROGRESS_EVERY_S seconds and one at the end."""
+
+    def __init__(self, total: int, desc: str, enabled: bool | None = None, unit: str = "item",
+                 every_s: float = PROGRESS_EVERY_S) -> None:
+        self.total, self.desc, self.unit, self.every_s = total, desc, unit, every_s
+        self.enabled = True if enabled is None else enabled
+        self.bar: Any = None
+        if self.enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False)
+        self.done, self.t0 = 0, time.monotonic()
+        self.last = self.t0
+
+    def update(self, n: int) -> None:
+        """Count `n` more units done."""
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled and time.monotonic() - self.last >= self.every_s:
+            self._log()
+
+    def _log(self) -> None:
+        self.last = now = time.monotonic()
+        rate = self.done / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        LOG.info("%s: %d/%d %ss (%.1f/s, %.0f s left)", self.desc, self.done, self.total, self.unit, rate, eta)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled and exc_type is None and time.monotonic() - self.t0 >= self.every_s:
+            self._log()
