@@ -21,6 +21,13 @@ from pmrl_bench.metrics import (
 from pmrl_bench.paths import TASKS_DIR, require_dir
 
 DEFAULT_TASK = "synthetic"
+ModalityType = Literal["text", "image", "video", "audio", "features"]
+MODALITY_TYPES: tuple[str, ...] = ("text", "image", "video", "audio", "features")
+
+
+def infer_modality_type(name: str) -> str:
+    """The type of a modality listed without one: its name when that is a type, else `features`."""
+    return name if name in MODALITY_TYPES else "features"
 
 
 class _Strict(BaseModel):
@@ -67,6 +74,8 @@ class TaskSpec(_Strict):
     kind: Literal["retrieval", "classification", "qa"]
     description: str = ""
     modalities: list[str]
+    modality_types: dict[str, ModalityType] = Field(
+        {}, description="modality -> type; filled in from `modalities: {name: type}` or inferred from the names")
     adapter: str
     adapter_args: dict[str, Any] = {}
     splits: dict[str, str] = {"train": "train", "test": "test"}
@@ -82,6 +91,21 @@ class TaskSpec(_Strict):
     citation: str = ""
     license: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_modalities(cls, data: Any) -> Any:
+        """`modalities: {name: type}` or a plain list (types inferred from the names); explicit types win."""
+        if not isinstance(data, dict):
+            return data
+        mods = data.get("modalities")
+        declared = dict(mods) if isinstance(mods, dict) else {}
+        names = list(mods) if isinstance(mods, dict | list) else mods
+        if isinstance(names, list):
+            inferred = {n: infer_modality_type(n) for n in names if isinstance(n, str)}
+            data = {**data, "modalities": names,
+                    "modality_types": {**inferred, **declared, **dict(data.get("modality_types") or {})}}
+        return data
+
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, names: list[str]) -> list[str]:
@@ -95,6 +119,8 @@ class TaskSpec(_Strict):
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:
         mods = set(self.modalities)
+        if set(self.modality_types) != mods:
+            raise ValueError(f"modality_types names {sorted(self.modality_types)}, not the modalities {self.modalities}")
         for d in self.retrieval:
             for m in [*d.query, *d.candidates]:
                 if m not in mods:
@@ -131,6 +157,11 @@ class TaskSpec(_Strict):
     def prefixes(self) -> list[str]:
         """Metric prefixes in order: retrieval directions, then classification protocols."""
         return [d.name for d in self.retrieval] + [c.name for c in self.classification]
+
+    @property
+    def text_modalities(self) -> list[str]:
+        """Modalities of type `text` (encoded from the items' texts, with the caption policy), in order."""
+        return [m for m in self.modalities if self.modality_types[m] == "text"]
 
     def meta(self) -> dict[str, Any]:
         """What a result record carries about its task (RunResult.task_meta)."""

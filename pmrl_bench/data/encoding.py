@@ -63,17 +63,18 @@ class TextRows:
     view: str  # "captions" (every caption) or "paragraph" (one joined text per item)
 
 
-def text_rows(items: Sequence[Item], paragraph: bool) -> TextRows:
-    """Per-caption rows ("<id>#<k>"), or one paragraph row per item ("<id>#0") with captions joined by spaces."""
+def text_rows(items: Sequence[Item], paragraph: bool, modality: str = "text") -> TextRows:
+    """Per-text rows ("<id>#<k>") of a text modality, or one paragraph row per item ("<id>#0") joined by spaces."""
     texts, row_ids, index = [], [], []
     for i, item in enumerate(items):
+        own = item.texts_of(modality)
         if paragraph:
-            if item.texts:
-                texts.append(" ".join(t.strip() for t in item.texts if t.strip()))
+            if own:
+                texts.append(" ".join(t.strip() for t in own if t.strip()))
                 row_ids.append(f"{item.item_id}#0")
                 index.append(i)
             continue
-        for k, text in enumerate(item.texts):
+        for k, text in enumerate(own):
             texts.append(text)
             row_ids.append(f"{item.item_id}#{k}")
             index.append(i)
@@ -166,7 +167,7 @@ def plan_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: str
 
     build = build or build_encoder
     policy = caption_policy(spec, config, role)
-    kept, dropped = items.usable(spec.modalities)
+    kept, dropped = items.usable(spec.modalities, spec.text_modalities)
     if not kept:
         raise BenchError(
             f"{items.dataset} {items.split}: no item has media for every modality {spec.modalities} "
@@ -180,8 +181,8 @@ def plan_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: str
         enc_spec = encoder_spec(config, modality, device)
         encoder = build(enc_spec)
         identity = encoder.identity()
-        if modality == "text":
-            rows = text_rows(kept, paragraph=policy == "paragraph")
+        if modality in spec.text_modalities:
+            rows = text_rows(kept, paragraph=policy == "paragraph", modality=modality)
             inputs, row_ids, index, view = rows.texts, rows.row_ids, rows.item_index, rows.view
             fingerprint = hashlib.sha256(json.dumps(list(inputs), ensure_ascii=False).encode("utf-8")).hexdigest()
         else:
@@ -192,7 +193,7 @@ def plan_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: str
         fields = {**base, "view": view, "inputs_sha256": fingerprint, "row_ids_sha256": ids_sha256(row_ids),
                   "encoder": identity, "store_dtype": store_dtype}
         key = CacheKey(items.dataset, items.split, modality, encoder_slug(identity), fields)
-        batch = int(enc_spec.get("batch_size", DEFAULT_BATCH.get(modality, DEFAULT_MEDIA_BATCH)))
+        batch = int(enc_spec.get("batch_size", DEFAULT_BATCH.get(spec.modality_types[modality], DEFAULT_MEDIA_BATCH)))
         plans.append(ModalityPlan(modality, tuple(inputs), tuple(row_ids), tuple(index), key, encoder, batch, identity))
     info = {
         "dataset": items.dataset, "split": items.split, "caption_policy": policy, "n_items": len(kept),
@@ -200,8 +201,11 @@ def plan_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: str
         "missing_by_modality": {m: len(ids) for m, ids in sorted(items.missing.items()) if m in spec.modalities},
         "kept_ids_sha256": ids_sha256(kept_ids), "annotations": items.annotation_identity,
     }
-    if "text" in spec.modalities and (no_text := [i.item_id for i in kept if not i.texts]):
-        info.update(n_without_text=len(no_text), without_text_first_ids=no_text[:FIRST_MISSING_SHOWN])
+    for m in spec.text_modalities:
+        if no_text := [i.item_id for i in kept if not i.texts_of(m)]:
+            suffix = "" if m == "text" else f"_{m}"
+            info.update({f"n_without_text{suffix}": len(no_text),
+                         f"without_text{suffix}_first_ids": no_text[:FIRST_MISSING_SHOWN]})
     return plans, info
 
 
@@ -210,7 +214,7 @@ def encode_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: s
     """Features of every task modality for the usable items of a split, read from or written to the cache."""
     cache = cache or FeatureCache(default_cache_root(config.get("data")))
     plans, info = plan_split(spec, config, items, role, device)
-    kept, _ = items.usable(spec.modalities)
+    kept, _ = items.usable(spec.modalities, spec.text_modalities)
     modalities: dict[str, ModalityFeatures] = {}
     info.update(encoders={}, cache_keys={}, features_sha256={})
     for plan in plans:
@@ -226,7 +230,7 @@ def encode_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: s
                         dtype=plan.key.fields["store_dtype"])
         feats = ModalityFeatures(values=values, item_index=torch.tensor(plan.item_index, dtype=torch.long),
                                  row_ids=plan.row_ids)
-        if plan.modality == "text" and info["caption_policy"] == "first":
+        if plan.modality in spec.text_modalities and info["caption_policy"] == "first":
             feats = select_first_caption(feats)
         modalities[plan.modality] = feats
         info["encoders"][plan.modality] = plan.identity

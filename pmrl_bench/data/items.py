@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,13 @@ class Item:
     label: Any = None
     fields: dict[str, Any] = field(default_factory=dict)
 
+    def texts_of(self, modality: str) -> tuple[str, ...]:
+        """Texts of a text-typed modality: the captions for `text`, else `fields[modality]` (a string or a list)."""
+        if modality == "text":
+            return self.texts
+        value = self.fields.get(modality, ())
+        return (value,) if isinstance(value, str) else tuple(value)
+
 
 @dataclass(frozen=True)
 class ItemSet:
@@ -61,9 +68,9 @@ class ItemSet:
     annotation_identity: dict[str, str] = field(default_factory=dict)
     label_names: tuple[str, ...] = ()
 
-    def usable(self, modalities: Iterable[str]) -> tuple[tuple[Item, ...], tuple[str, ...]]:
-        """(items that have media for every given non-text modality, ids of the others in item order)."""
-        needed = [m for m in modalities if m != "text"]
+    def usable(self, modalities: Iterable[str], text: Collection[str] = ("text",)) -> tuple[tuple[Item, ...], tuple[str, ...]]:
+        """(items that have media for every given modality not in `text`, ids of the others in item order)."""
+        needed = [m for m in modalities if m not in text]
         kept, dropped = [], []
         for item in self.items:
             (kept if all(m in item.media for m in needed) else dropped).append(item)
