@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
+import logging
 from collections.abc import Sequence
 
 from pmrl_bench.errors import BenchError
 from pmrl_bench.runtime import apply_threads, setup_logging
+
+LOG = logging.getLogger(__name__)
 
 EPILOG = """examples:
   python -m pmrl_bench list methods
@@ -164,8 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = getattr(importlib.import_module(module_name), func_name)
         return int(handler(args) or 0)
     except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        LOG.error("error: %s", exc)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        LOG.error("interrupted")
         return 130

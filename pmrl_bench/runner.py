@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
+import logging
 import threading
 import time
 from functools import lru_cache
@@ -20,6 +20,8 @@ from pmrl_bench.errors import BenchError
 from pmrl_bench.plan import PlannedRun, RunRequest, check_results_dir, checkpoint_path, plan_run
 from pmrl_bench.results.record import RunResult, write_result
 from pmrl_bench.task import DEFAULT_TASK, load_task
+
+LOG = logging.getLogger(__name__)
 
 INTERRUPTED = threading.Event()
 """Set by a cluster job once the scheduler preempts it or its time runs out. An error raised while it is set
@@ -145,7 +147,7 @@ def cli_run(args: argparse.Namespace) -> int:
                          results_dir=args.results_dir, device=args.device, force=args.force, limit=args.limit)
         planned = plan_run(req)
         if planned.done and not args.force:
-            print(f"skip: {planned.path} exists (run_id {planned.run_id}; use --force to re-run)", file=sys.stderr)
+            LOG.info("skip: %s exists (run_id %s; use --force to re-run)", planned.path, planned.run_id)
             continue
         record = execute(req)
         print(summary_line(record, planned.path))

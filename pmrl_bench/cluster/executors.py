@@ -8,11 +8,11 @@ preempted job that submitit requeues resumes from disk and ends with the same re
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,9 @@ from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.paths import ROOT
 from pmrl_bench.plan import RunRequest, checkpoint_path, plan_run
 from pmrl_bench.results.record import write_result
+from pmrl_bench.runtime import setup_logging
+
+LOG = logging.getLogger(__name__)
 
 Executor = Literal["slurm", "local", "debug"]
 PROFILES_DIR = ROOT / "slurm" / "profiles"
@@ -205,7 +208,7 @@ def task_spec(sweep: str, planned: Sequence[Any], profile: Profile, submit_commi
 
 
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    LOG.info(msg)
 
 
 def run_task(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -220,6 +223,7 @@ def run_task(spec: dict[str, Any]) -> list[dict[str, Any]]:
     from pmrl_bench.env import git_commit
     from pmrl_bench.runner import INTERRUPTED, execute, summary_line
 
+    setup_logging(0)  # a job's log lines go to its stderr file
     torch.set_num_threads(int(spec["threads"]))
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
     job_id = (f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else None) or os.environ.get(

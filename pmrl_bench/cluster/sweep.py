@@ -10,8 +10,8 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import logging
 import shlex
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,8 @@ from pmrl_bench.files import atomic_write_text
 from pmrl_bench.paths import ROOT
 from pmrl_bench.plan import PlannedRun, RunRequest, check_device, plan_run
 from pmrl_bench.results.record import read_result
+
+LOG = logging.getLogger(__name__)
 
 SWEEPS_DIR = ROOT / "slurm" / "sweeps"
 JUST_SUBMITTED_S = 120  # a job the scheduler does not list yet counts as pending for this long
@@ -355,8 +357,7 @@ def cli_sweep(args: argparse.Namespace) -> int:
         for job, _ in submitted:
             exc = job.exception()  # not result(): that drops into pdb when the job raises
             if exc is not None:
-                print(f"job {job.job_id} raised {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
-                      file=sys.stderr)
+                LOG.error("job %s raised %s: %s", job.job_id, type(exc).__name__, (str(exc).splitlines() or [""])[0])
         print(f"ran {len(todo)} runs in this process: {summary(run_statuses(sweep, planned))}")
         return 0
     arrays = sorted({str(job.job_id).split("_")[0] for job, _ in submitted})

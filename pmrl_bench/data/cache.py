@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
 import shutil
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,8 @@ import torch
 from torch import Tensor
 
 from pmrl_bench.data.items import file_sha256, ids_sha256
+
+LOG = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 HEADER_IDS_MAX_ROWS = 10_000
@@ -84,7 +86,7 @@ class CachedFeatures:
 
 
 def _report(message: str) -> None:
-    print(f"feature cache: {message}", file=sys.stderr, flush=True)
+    LOG.warning("feature cache: %s", message)
 
 
 class FeatureCache:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import importlib.util
+import logging
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ import tempfile
 from pathlib import Path
 
 from pmrl_bench.errors import BenchError, unknown_name
+
+LOG = logging.getLogger(__name__)
 
 TUXPAINT_PACKAGE = "tuxpaint-stamps-default"
 SYSTEM_STAMPS = Path("/usr/share/tuxpaint/stamps")
@@ -91,7 +94,7 @@ def tuxpaint_version(stamps: Path) -> str:
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    print("+ " + " ".join(cmd), flush=True)
+    LOG.info("+ %s", " ".join(cmd))
     return subprocess.run(cmd, cwd=cwd, text=True, capture_output=True)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,8 @@ from pmrl_bench.results.table import (
     task_entities,
     task_layout,
 )
+
+LOG = logging.getLogger(__name__)
 
 
 def _entity(entities: list[Entity], method: str, task: str) -> Entity:
@@ -184,7 +186,7 @@ def cli_compare(args: argparse.Namespace) -> int:
     table = load_runs(root)
     for problem in table.problems:
         if problem.path.relative_to(root).parts[0] == args.task:
-            print(f"warning: skipping {problem.path}: {problem.reason}", file=sys.stderr)
+            LOG.warning("warning: skipping %s: %s", problem.path, problem.reason)
     if args.task not in table.tasks():
         raise unknown_name("task", args.task, table.tasks(), f"(tasks with results in {root}/)")
     a_name, b_name = args.methods
@@ -196,7 +198,7 @@ def cli_compare(args: argparse.Namespace) -> int:
     a, b = _entity(entities, a_name, args.task), _entity(entities, b_name, args.task)
     layout = task_layout(args.task, table.runs)
     if layout.note:
-        print(f"warning: {args.task}: {layout.note}", file=sys.stderr)
+        LOG.warning("warning: %s: %s", args.task, layout.note)
     kinds = {p: k for e in (a, b) for r in e.runs if r.ok for p, (k, _) in r.outcomes.items()}
     prefix, mdef = _metric(layout, args.metric, kinds)
     scope = _scope(args.task, prefix, a, b)

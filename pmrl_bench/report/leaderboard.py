@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +39,14 @@ from pmrl_bench.results.table import (
     task_layout,
 )
 
+LOG = logging.getLogger(__name__)
+
 DASH = "–"
 
 
 def _warn(message: str) -> None:
-    """One warning line on stderr."""
-    print(message, file=sys.stderr)
+    """One warning line in the log."""
+    LOG.warning(message)
 
 
 def fmt_p(p: float) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +18,8 @@ from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
 from pmrl_bench.files import atomic_write_bytes
 from pmrl_bench.train.heads import ProjectionHeads
 from pmrl_bench.train.method import Method
+
+LOG = logging.getLogger(__name__)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -89,8 +91,8 @@ def load_checkpoint(path: Path | None, run_id: str) -> dict[str, Any] | None:
 
 
 def log_line(msg: str) -> None:
-    """One progress line on stderr."""
-    print(msg, file=sys.stderr, flush=True)
+    """One progress line in the log."""
+    LOG.info(msg)
 
 
 def train(

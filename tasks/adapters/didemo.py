@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from pmrl_bench.data.sources import (
 )
 from pmrl_bench.errors import unknown_name
 from pmrl_bench.registry import register_adapter
+
+LOG = logging.getLogger("pmrl_bench.adapters.didemo")
 
 EXPECTED = (
     "train_data.json, val_data.json, test_data.json (lists of {description, video, times, ...}), optional "
@@ -62,9 +64,9 @@ def didemo(split: str, data_dir: str | None = None, video_dir: str | list[str] |
         unlisted = [v for v in texts if v not in listed_set]
         unannotated = [v for v in listed if v not in texts]
         if unlisted or unannotated:
-            print(f"didemo {split}: {list_file.name} defines the split: {len(unlisted)} annotated videos not listed "
-                  f"(first {unlisted[:3]}), {len(unannotated)} listed videos without annotations (first "
-                  f"{unannotated[:3]}) are left out", file=sys.stderr)
+            LOG.warning(f"didemo {split}: {list_file.name} defines the split: {len(unlisted)} annotated videos not "
+                        f"listed (first {unlisted[:3]}), {len(unannotated)} listed videos without annotations (first "
+                        f"{unannotated[:3]}) are left out")
     folders = media_folders(root, video_dir, ["videos", "video", "DiDeMo/videos"])
     videos = MediaIndex(folders, VIDEO_SUFFIXES)
     audios = MediaIndex(media_folders(root, audio_dir, []), AUDIO_SUFFIXES) if audio_dir else None
