@@ -120,3 +120,14 @@ def test_integer_outside_int64_is_a_bad_file(tmp_path, capsys):
     edit(bad, lambda d: d["per_query"]["t2va/rank"].__setitem__(0, 10**20))
     rc, out = validate(capsys, tmp_path)
     assert rc == 1 and "out of range" in out
+
+
+def test_task_meta_directions_must_agree_with_the_metric_registry():
+    meta = {"version": 1, "primary_metric": "t2v/R@1", "metrics": ["R@1", "MnR"], "prefixes": ["t2v"],
+            "directions": {"R@1": "higher", "MnR": "lower"}}
+    ranks = {"t2v/rank": np.array([1, 2, 3])}
+    assert check_record(make_record("t", "m", 0, ranks, task_meta=meta)) == []
+    wrong = {**meta, "directions": {"R@1": "higher", "MnR": "higher", "R@l": "higher"}}
+    assert check_record(make_record("t", "m", 0, ranks, task_meta=wrong)) == [
+        "task_meta.directions['MnR'] = 'higher' disagrees with the metric registry",
+        "task_meta.directions['R@l'] = 'higher' disagrees with the metric registry"]
