@@ -66,6 +66,26 @@ class ClassificationSpec(_Strict):
     prompt_modality: str = "text"
 
 
+class QASpec(_Strict):
+    """One question-answering protocol: the media modalities a question is about and how it is answered.
+
+    `multiple_choice`: zero-shot, the method's similarity of each candidate text (the question prepended when
+    `prepend_question`) against the media tuple. `open_ended`: a head over the `top_k` most frequent training
+    answers on fused frozen embeddings; it also reports the baselines `<name>_prior` and `<name>_qonly`.
+    """
+
+    name: str
+    mode: Literal["multiple_choice", "open_ended"]
+    media: list[str]
+    prepend_question: bool = False
+    top_k: int = Field(1000, ge=1)
+
+    @property
+    def prefixes(self) -> list[str]:
+        """Metric prefixes this protocol writes (the open-ended baselines after the head)."""
+        return [self.name, f"{self.name}_prior", f"{self.name}_qonly"] if self.mode == "open_ended" else [self.name]
+
+
 class TaskSpec(_Strict):
     """A benchmark task: data, modalities, what is evaluated and the training defaults."""
 
@@ -83,6 +103,7 @@ class TaskSpec(_Strict):
     encoders: dict[str, dict[str, Any]] = {}
     retrieval: list[RetrievalDirection] = []
     classification: list[ClassificationSpec] = []
+    qa: list[QASpec] = []
     metrics: list[str] = list(DEFAULT_RETRIEVAL_METRICS)
     primary_metric: str
     query_group: str | None = None
@@ -128,6 +149,11 @@ class TaskSpec(_Strict):
         for c in self.classification:
             if c.input not in mods:
                 raise ValueError(f"classification {c.name!r} uses modality {c.input!r} not in modalities")
+        for q in self.qa:
+            if not q.media or any(m not in mods for m in q.media) or "text" not in mods:
+                raise ValueError(f"qa {q.name!r} needs media modalities and `text`, all in modalities {self.modalities}")
+        if self.kind == "qa" and not self.qa:
+            raise ValueError("a qa task needs at least one entry under `qa`")
         if self.kind == "retrieval" and not self.retrieval:
             raise ValueError("a retrieval task needs at least one entry under `retrieval`")
         if self.kind == "classification" and not self.classification:
@@ -138,7 +164,7 @@ class TaskSpec(_Strict):
     def _check_metrics(self) -> None:
         """Every metric name is in the registry and applies to some prefix; the primary metric is one of them."""
         outcomes = {RANK} if self.retrieval else set()
-        outcomes |= {CORRECT} if self.classification else set()
+        outcomes |= {CORRECT} if self.classification or self.qa else set()
         for name in self.metrics:
             mdef = require_metric(name)
             if mdef.outcome not in outcomes:
@@ -155,8 +181,9 @@ class TaskSpec(_Strict):
 
     @property
     def prefixes(self) -> list[str]:
-        """Metric prefixes in order: retrieval directions, then classification protocols."""
-        return [d.name for d in self.retrieval] + [c.name for c in self.classification]
+        """Metric prefixes in order: retrieval directions, classification protocols, then QA protocols."""
+        return [d.name for d in self.retrieval] + [c.name for c in self.classification] + [
+            p for q in self.qa for p in q.prefixes]
 
     @property
     def text_modalities(self) -> list[str]:

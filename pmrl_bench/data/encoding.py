@@ -146,6 +146,26 @@ def run_encoder(encoder: Any, inputs: Sequence[Any], batch_size: int, desc: str,
     return torch.cat(out)
 
 
+def encode_texts(config: dict[str, Any], modality: str, texts: Sequence[str], row_ids: Sequence[str], dataset: str,
+                 view: str, desc: str, device: str = "cpu", cache: FeatureCache | None = None) -> Tensor:
+    """Features of extra texts (class prompts, questions, answer candidates) by the task's encoder of `modality`,
+    read from or written to the feature cache under (dataset, view); float32 `[len(texts), D]`."""
+    from pmrl_bench.data.encoders import build_encoder
+
+    cache = cache or FeatureCache(default_cache_root(config.get("data")))
+    encoder = build_encoder(encoder_spec(config, modality, device))
+    identity = encoder.identity()
+    fields = {"texts_sha256": hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest(),
+              "row_ids_sha256": ids_sha256(row_ids), "encoder": identity}
+    key = CacheKey(dataset, view, modality, encoder_slug(identity), fields)
+    hit = cache.load(key)
+    if hit is not None and hit.ids == tuple(row_ids):
+        return hit.values
+    values = run_encoder(encoder, list(texts), DEFAULT_BATCH.get("text", 256), desc, progress=False)
+    cache.store(key, values, tuple(row_ids), meta={"n_texts": len(texts)})
+    return values
+
+
 @dataclass(frozen=True)
 class ModalityPlan:
     """What one modality of a split needs: inputs, row ids, item index, cache key and the encoder."""

@@ -37,6 +37,29 @@ class ModalityFeatures:
 
 
 @dataclass(frozen=True)
+class QuestionFeatures:
+    """The questions of a split: raw text-encoder features of the questions (and of the multiple-choice
+    candidates, `[Q, C, D]`), the item each question is about, the answer and the question type.
+
+    `answers[q]` is the answer text (open-ended) or the index of the right candidate as text (multiple choice).
+    """
+
+    ids: tuple[str, ...]
+    item_index: Tensor
+    question: Tensor
+    answers: tuple[str, ...]
+    qtypes: tuple[str, ...]
+    candidates: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if not (len(self.item_index) == len(self.question) == len(self.answers) == len(self.qtypes) == n):
+            raise ValueError("question ids, item_index, question rows, answers and qtypes must have the same length")
+        if self.candidates is not None and (self.candidates.ndim != 3 or len(self.candidates) != n):
+            raise ValueError(f"candidate features must be [questions, choices, dim], got {tuple(self.candidates.shape)}")
+
+
+@dataclass(frozen=True)
 class SplitFeatures:
     """All modalities of one split, plus item-level fields (class labels for classification)."""
 
@@ -46,6 +69,7 @@ class SplitFeatures:
     labels: Tensor | None = None
     label_names: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    questions: QuestionFeatures | None = None
     info: dict[str, object] = field(default_factory=dict)
 
     @property

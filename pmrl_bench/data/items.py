@@ -50,6 +50,23 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Question:
+    """One question about one item's media: its text, the answer, and for multiple choice the candidates.
+
+    Open-ended: `answer` is the answer text. Multiple choice: `candidates` are the choices and `answer` the
+    index of the right one. `where` names the annotation file and row (for error messages).
+    """
+
+    qid: str
+    item_id: str
+    text: str
+    answer: str | int
+    candidates: tuple[str, ...] = ()
+    qtype: str = ""
+    where: str = ""
+
+
+@dataclass(frozen=True)
 class ItemSet:
     """The items of one split of one dataset, as read from its annotation files.
 
@@ -59,6 +76,7 @@ class ItemSet:
     `annotation_identity` holds what identifies the annotations (file name -> sha256, or a Hub dataset
     id, revision and config); it is part of every feature-cache key. `label_names` (optional) fixes the
     class order for classification (item labels are names from it); otherwise the sorted label names.
+    `questions` (QA tasks) ask about the items' media.
     """
 
     dataset: str
@@ -67,6 +85,7 @@ class ItemSet:
     missing: dict[str, tuple[str, ...]] = field(default_factory=dict)
     annotation_identity: dict[str, str] = field(default_factory=dict)
     label_names: tuple[str, ...] = ()
+    questions: tuple[Question, ...] = ()
 
     def usable(self, modalities: Iterable[str], text: Collection[str] = ("text",)) -> tuple[tuple[Item, ...], tuple[str, ...]]:
         """(items that have media for every given modality not in `text`, ids of the others in item order)."""

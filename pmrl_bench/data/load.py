@@ -39,4 +39,8 @@ def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = 
         from pmrl_bench.evaluate.classification import attach_class_prompts
 
         feats = attach_class_prompts(spec, config, feats, device)
+    if out.questions:
+        from pmrl_bench.data.questions import attach_questions
+
+        feats = attach_questions(spec, config, feats, out.questions, [i.item_id for i in out.items], device)
     return feats

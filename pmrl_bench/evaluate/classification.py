@@ -60,33 +60,19 @@ def class_prompts(spec: ClassificationSpec, label_names: Sequence[str]) -> list[
 def attach_class_prompts(task: TaskSpec, config: dict[str, Any], split: SplitFeatures, device: str = "cpu",
                          cache: Any = None) -> SplitFeatures:
     """`split` plus the encoded class prompts of every zero-shot protocol of the task (cached like any feature)."""
-    from pmrl_bench.data.cache import CacheKey, FeatureCache, default_cache_root
-    from pmrl_bench.data.encoders import build_encoder
-    from pmrl_bench.data.encoding import encoder_slug, encoder_spec, run_encoder
+    from pmrl_bench.data.encoding import encode_texts
 
     zero_shot = [c for c in task.classification if c.mode == "zero_shot"]
     if not zero_shot:
         return split
     if not split.label_names:
         raise BenchError(f"task {task.name!r}: zero-shot classification needs class names, and the split has none")
-    cache = cache or FeatureCache(default_cache_root(config.get("data")))
     extra: dict[str, ModalityFeatures] = {}
     for spec in zero_shot:
         texts = class_prompts(spec, split.label_names)
         row_ids = tuple(f"{PROMPT_ROW_PREFIX}{name}" for name in split.label_names)
-        enc_spec = encoder_spec(config, spec.prompt_modality, device)
-        encoder = build_encoder(enc_spec)
-        identity = encoder.identity()
-        fields = {"prompts_sha256": hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest(),
-                  "row_ids": list(row_ids), "encoder": identity}
-        key = CacheKey(str(split.info.get("dataset", task.name)), "class_prompts", spec.prompt_modality,
-                       encoder_slug(identity), fields)
-        hit = cache.load(key)
-        if hit is not None and hit.ids == row_ids:
-            values = hit.values
-        else:
-            values = run_encoder(encoder, texts, len(texts), f"{task.name} class prompts", progress=False)
-            cache.store(key, values, row_ids, meta={"prompts": texts})
+        values = encode_texts(config, spec.prompt_modality, texts, row_ids, str(split.info.get("dataset", task.name)),
+                              "class_prompts", f"{task.name} class prompts", device, cache)
         extra[prompt_key(spec)] = ModalityFeatures(values=values, item_index=torch.arange(len(texts)), row_ids=row_ids)
     return dataclasses.replace(split, modalities={**split.modalities, **extra})
 

@@ -46,11 +46,16 @@ def eval_set_digest(query_ids: Sequence[str], candidate_ids: Sequence[str]) -> s
 
 
 @torch.no_grad()
-def embed_rows(heads: ProjectionHeads, modality: str, feats: ModalityFeatures, device: str, batch: int = 8192) -> Tensor:
-    """Head outputs for every row of one modality."""
+def project_rows(heads: ProjectionHeads, modality: str, values: Tensor, device: str, batch: int = 8192) -> Tensor:
+    """Head outputs of modality `modality` for raw feature rows."""
     head = heads.heads[modality]
-    out = [head(feats.values[i : i + batch].to(device)) for i in range(0, len(feats.values), batch)]
+    out = [head(values[i : i + batch].to(device)) for i in range(0, len(values), batch)]
     return torch.cat(out) if out else torch.empty(0, 0)
+
+
+def embed_rows(heads: ProjectionHeads, modality: str, feats: ModalityFeatures, device: str) -> Tensor:
+    """Head outputs for every row of one modality."""
+    return project_rows(heads, modality, feats.values, device)
 
 
 def default_chunk(n_candidates: int) -> int:
@@ -149,7 +154,7 @@ def evaluate(
     seed: int,
     device: str = "cpu",
 ) -> EvalOutput:
-    """All retrieval directions and classification protocols of a task on its test split."""
+    """All retrieval directions, classification and QA protocols of a task on its test split."""
     out = EvalOutput(protocol={"tie_rule": TIE_RULE, "split": spec.splits["test"]})
     with torch.no_grad():
         for direction in spec.retrieval:
@@ -162,5 +167,11 @@ def evaluate(
 
         for cls_spec in spec.classification:
             result = evaluate_classification(method, embed, train, test, cls_spec, seed)
+            out.update(EvalOutput(**result))
+    if spec.qa:
+        from pmrl_bench.evaluate.qa import evaluate_qa
+
+        for qa_spec in spec.qa:
+            result = evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train, test, qa_spec, seed)
             out.update(EvalOutput(**result))
     return out
