@@ -1,0 +1,149 @@
+"""QA evaluators (multiple choice, open-ended + baselines), question checks and the synthetic-qa task."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, single_row_features
+from pmrl_bench.data.items import Question
+from pmrl_bench.data.questions import check_questions
+from pmrl_bench.errors import BenchError
+from pmrl_bench.evaluate.qa import (
+    answer_targets,
+    answer_vocabulary,
+    evaluate_qa,
+    fuse,
+    mc_correct,
+    mc_scores,
+    prior_correct,
+)
+from pmrl_bench.runner import RunRequest, execute
+from pmrl_bench.task import QASpec
+from pmrl_bench.train.method import Method
+
+
+class MeanCosine(Method):
+    """Mean cosine of the (single) query modality against every candidate modality."""
+
+    def similarity(self, query, candidates):
+        (q,) = query.values()
+        q = torch.nn.functional.normalize(q, dim=1)
+        return torch.stack([q @ torch.nn.functional.normalize(c, dim=1).T for c in candidates.values()]).mean(0)
+
+
+def identity(modality: str, rows: torch.Tensor) -> torch.Tensor:
+    return rows
+
+
+def test_mc_scores_keep_each_question_against_its_own_media():
+    method = MeanCosine(["text", "vision"])
+    media = {"vision": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])}
+    cands = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [-1.0, 0.0]]])
+    expected = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2 ** -0.5, -(2 ** -0.5)]])
+    for chunk in (1, 2, 64):  # chunking must not change the scores
+        assert torch.allclose(mc_scores(method, cands, media, chunk=chunk), expected)
+
+
+def test_mc_ties_count_against_the_method():
+    scores = torch.tensor([[0.9, 0.1, 0.2], [0.5, 0.5, 0.1], [0.1, 0.2, 0.3]])
+    assert mc_correct(scores, torch.tensor([0, 0, 1])).tolist() == [True, False, False]
+
+
+def mc_split() -> SplitFeatures:
+    """Three items on the axes; four questions, each with 3 candidates (the answer index as the text)."""
+    vision = torch.eye(3)
+    cands = torch.stack([torch.eye(3)] * 4)  # candidate c points along axis c
+    questions = QuestionFeatures(ids=("a", "b", "c", "d"), item_index=torch.tensor([0, 1, 2, 2]),
+                                 question=torch.zeros(4, 3), answers=("0", "1", "2", "0"), qtypes=("",) * 4,
+                                 candidates=cands)
+    return SplitFeatures(split="test", item_ids=("i0", "i1", "i2"),
+                         modalities={"vision": single_row_features(vision, ("i0", "i1", "i2"))}, questions=questions)
+
+
+def test_multiple_choice_record_parts_hand_checked():
+    spec = QASpec(name="mc", mode="multiple_choice", media=["vision"])
+    out = evaluate_qa(MeanCosine(["text", "vision"]), identity, mc_split(), mc_split(), spec, 0)
+    assert out["per_query"] == {"mc/correct": [1, 1, 1, 0]}
+    assert out["metrics"] == {"mc/acc": 75.0}
+    assert out["protocol"]["mc"]["n_candidates"] == 3 and set(out["eval_set"]) == {"mc"}
+
+
+def test_answer_vocabulary_is_the_top_k_by_frequency_then_alphabet_and_oov_is_minus_one():
+    answers = ["b", "a", "c", "a", "b", "d"]
+    assert answer_vocabulary(answers, 2) == ("a", "b")
+    assert answer_targets(["b", "d", "a"], ("a", "b")).tolist() == [1, -1, 0]
+
+
+def test_fuse_is_concatenation_plus_products_of_unit_rows():
+    q, m = torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 2.0]])
+    assert fuse(q, [m]).tolist() == [[0.6, 0.8, 0.0, 1.0, 0.0, 0.8]]
+
+
+def qf(answers, qtypes, n=None):
+    n = n or len(answers)
+    return QuestionFeatures(ids=tuple(map(str, range(n))), item_index=torch.zeros(n, dtype=torch.long),
+                            question=torch.zeros(n, 2), answers=tuple(answers), qtypes=tuple(qtypes))
+
+
+def test_prior_baseline_answers_the_most_frequent_training_answer_of_the_type():
+    train = qf(["yes", "yes", "no", "red", "blue", "red"], ["yn", "yn", "yn", "col", "col", "col"])
+    test = qf(["yes", "no", "red", "blue", "yes"], ["yn", "yn", "col", "col", "new"])
+    # an unseen type falls back to the overall most frequent answer ("red" and "yes" tie at 2: alphabetical -> red)
+    assert prior_correct(train, test).tolist() == [True, False, True, False, False]
+
+
+def open_split(split: str, n: int, seed: int) -> SplitFeatures:
+    """Open-ended questions whose answer is the sign of the media's first coordinate (question says nothing)."""
+    g = torch.Generator().manual_seed(seed)
+    vision = torch.randn(n, 4, generator=g)
+    ids = tuple(f"{split}{i}" for i in range(n))
+    answers = tuple("pos" if v > 0 else "neg" for v in vision[:, 0].tolist())
+    if split == "test":
+        answers = ("maybe", *answers[1:])  # outside the training vocabulary: always wrong
+    questions = QuestionFeatures(ids=ids, item_index=torch.arange(n), question=torch.ones(n, 4) + 0.01 * torch.randn(n, 4, generator=g),
+                                 answers=answers, qtypes=("t",) * n)
+    return SplitFeatures(split=split, item_ids=ids, modalities={"vision": single_row_features(vision, ids)},
+                         questions=questions)
+
+
+def test_open_ended_head_reads_the_media_the_baselines_cannot():
+    spec = QASpec(name="qa", mode="open_ended", media=["vision"], top_k=5)
+    out = evaluate_qa(MeanCosine(["text", "vision"]), identity, open_split("train", 200, 0), open_split("test", 100, 1), spec, 0)
+    correct = out["per_query"]["qa/correct"]
+    assert correct[0] == 0  # the OOV answer
+    assert out["metrics"]["qa/acc"] >= 95.0
+    assert 35.0 <= out["metrics"]["qa_qonly/acc"] <= 65.0 and 35.0 <= out["metrics"]["qa_prior/acc"] <= 65.0
+    assert out["protocol"]["qa"]["n_answers"] == 2 and out["protocol"]["qa"]["test_in_vocab"] == 99.0
+    assert out["protocol"]["qa"]["acc_by_type"] == {"t": out["metrics"]["qa/acc"]}
+
+
+def test_empty_answer_vocabulary_is_an_error():
+    split = open_split("train", 4, 0)
+    empty = SplitFeatures(split="train", item_ids=(), modalities=split.modalities,
+                          questions=QuestionFeatures(ids=(), item_index=torch.zeros(0, dtype=torch.long),
+                                                     question=torch.zeros(0, 4), answers=(), qtypes=()))
+    spec = QASpec(name="qa", mode="open_ended", media=["vision"])
+    with pytest.raises(BenchError, match="empty answer vocabulary"):
+        evaluate_qa(MeanCosine(["text", "vision"]), identity, empty, split, spec, 0)
+
+
+@pytest.mark.parametrize(("question", "message"), [
+    (Question("q1", "", "what?", 0, ("a", "b"), where="f.csv row 3"), "f.csv row 3: .*has no media"),
+    (Question("q1", "nope", "what?", 0, ("a", "b"), where="f.csv row 3"), "f.csv row 3: .*has no media"),
+    (Question("q1", "v1", "what?", 0, ("a",), where="f.csv row 4"), "f.csv row 4: .*at least 2 candidates"),
+    (Question("q1", "v1", "what?", 5, ("a", "b"), where="f.csv row 5"), "f.csv row 5: answer index 5 is out of range"),
+])
+def test_bad_questions_name_the_file_and_row(question, message):
+    with pytest.raises(BenchError, match=message):
+        check_questions([question], ["v1"], multiple_choice=True)
+
+
+def test_synthetic_qa_needs_both_media_and_question_only_stays_near_the_prior(tmp_path):
+    small = [("data.sizes", {"train": 500, "test": 250}), ("epochs", 3), ("batch_size", 128), ("head_hidden", 64),
+             ("embed_dim", 16)]
+    record = execute(RunRequest(task="synthetic-qa", method="clip", seed=0, overrides=small, results_dir=str(tmp_path)))
+    m = record.metrics
+    assert record.status == "ok" and len(record.per_query["qa/correct"]) == 500
+    assert abs(m["qa_prior/acc"] - 25.0) < 5 and abs(m["qa_qonly/acc"] - 25.0) < 5
+    assert m["qa/acc"] > m["qa_qonly/acc"] + 10
