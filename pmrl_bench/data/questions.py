@@ -9,6 +9,8 @@ out and counted (`n_questions_dropped`); a question naming no item of the annota
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +34,12 @@ def check_questions(questions: Sequence[Question], item_ids: Sequence[str], mult
                 raise BenchError(f"{where}: a multiple-choice question needs at least 2 candidates, got {len(q.candidates)}")
             if not isinstance(q.answer, int) or not 0 <= q.answer < len(q.candidates):
                 raise BenchError(f"{where}: answer index {q.answer!r} is out of range for {len(q.candidates)} candidates")
+
+
+def questions_sha256(questions: Sequence[Question]) -> str:
+    """sha256 of the questions as JSON rows [qid, item_id, text, answer, candidates, qtype] (their identity)."""
+    rows = [[q.qid, q.item_id, q.text, q.answer, list(q.candidates), q.qtype] for q in questions]
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def attach_questions(task: TaskSpec, config: dict[str, Any], split: SplitFeatures, questions: Sequence[Question],
@@ -66,5 +74,6 @@ def attach_questions(task: TaskSpec, config: dict[str, Any], split: SplitFeature
         question=question, answers=tuple(str(q.answer) for q in kept), qtypes=tuple(q.qtype for q in kept),
         candidates=candidates,
     )
-    info = {**split.info, "n_questions": len(kept), "n_questions_dropped": len(questions) - len(kept)}
+    info = {**split.info, "n_questions": len(kept), "n_questions_dropped": len(questions) - len(kept),
+            "questions_sha256": questions_sha256(kept)}
     return dataclasses.replace(split, questions=feats, info=info)
