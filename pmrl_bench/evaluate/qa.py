@@ -26,7 +26,7 @@ from torch import Tensor
 from pmrl_bench.data.features import QuestionFeatures, SplitFeatures
 from pmrl_bench.errors import BenchError
 from pmrl_bench.evaluate.classification import choose_l2, fit_logistic, predict, single_thread
-from pmrl_bench.evaluate.metrics import accuracy
+from pmrl_bench.metrics import CORRECT, compute_metrics
 from pmrl_bench.task import QASpec
 from pmrl_bench.train.method import Method
 
@@ -132,7 +132,7 @@ def by_type(correct: Tensor, qtypes: Sequence[str]) -> dict[str, float]:
     """Accuracy (percent) per question type."""
     types = np.asarray(qtypes)
     c = correct.numpy()
-    return {str(t): accuracy(c[types == t])["acc"] for t in sorted(set(qtypes))}
+    return {str(t): compute_metrics(["acc"], CORRECT, c[types == t])["acc"] for t in sorted(set(qtypes))}
 
 
 def open_ended(project: Project, train: SplitFeatures, test: SplitFeatures, spec: QASpec,
@@ -175,7 +175,7 @@ def evaluate_qa(method: Method, project: Project, train: SplitFeatures, test: Sp
     out: dict[str, Any] = {"metrics": {}, "per_query": {}, "eval_set": {}, "protocol": {}}
     for prefix, (correct, settings) in outcomes.items():
         outcome = correct.to(torch.int64).numpy()
-        out["metrics"][f"{prefix}/acc"] = accuracy(outcome)["acc"]
+        out["metrics"][f"{prefix}/acc"] = compute_metrics(["acc"], CORRECT, outcome)["acc"]
         out["per_query"][f"{prefix}/correct"] = outcome.tolist()
         out["eval_set"][prefix] = digest
         out["protocol"][prefix] = {"mode": spec.mode, "n_test": len(outcome), **settings}
