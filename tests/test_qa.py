@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from records_factory import write
+from test_leaderboard import header_cells, section, table_rows
 
+from pmrl_bench.cli import main
 from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, single_row_features
 from pmrl_bench.data.items import Question
 from pmrl_bench.data.questions import check_questions
@@ -19,7 +23,7 @@ from pmrl_bench.evaluate.qa import (
     prior_correct,
 )
 from pmrl_bench.runner import RunRequest, execute
-from pmrl_bench.task import QASpec
+from pmrl_bench.task import QASpec, load_task
 from pmrl_bench.train.method import Method
 
 
@@ -147,3 +151,23 @@ def test_synthetic_qa_needs_both_media_and_question_only_stays_near_the_prior(tm
     assert record.status == "ok" and len(record.per_query["qa/correct"]) == 500
     assert abs(m["qa_prior/acc"] - 25.0) < 5 and abs(m["qa_qonly/acc"] - 25.0) < 5
     assert m["qa/acc"] > m["qa_qonly/acc"] + 10
+
+
+def test_leaderboard_and_compare_treat_qa_correctness_like_classification(tmp_path, capsys):
+    meta = load_task("synthetic-qa").meta()
+    rng = np.random.default_rng(0)
+    prior, qonly = rng.random(300) < 0.25, rng.random(300) < 0.27
+    for method, p in (("pmrl", 0.8), ("clip", 0.6), ("gram", 0.4)):
+        for seed in range(3):
+            write(tmp_path, "synthetic-qa", method, seed, {"qa/correct": rng.random(300) < p, "qa_prior/correct": prior,
+                                                           "qa_qonly/correct": qonly}, task_meta=meta)
+    assert main(["leaderboard", "--results-dir", str(tmp_path)]) == 0
+    text = section((tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8"), "synthetic-qa")
+    assert header_cells(text) == ["method", "n", "qa acc", "qa_prior acc", "qa_qonly acc"]
+    assert list(table_rows(text)) == ["pmrl", "clip", "gram"]  # by the primary metric qa/acc
+    assert " ± " in table_rows(text)["pmrl"][1]
+    capsys.readouterr()
+    assert main(["compare", "--results-dir", str(tmp_path), "--task", "synthetic-qa", "--methods", "pmrl", "gram"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("task synthetic-qa, metric qa/acc (higher is better), N = 300 queries")
+    assert "difference pmrl - gram = " in out
