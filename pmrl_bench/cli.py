@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 from collections.abc import Sequence
 
-from pmrl_bench.errors import BenchError
+from pmrl_bench.errors import EXIT_ENVIRONMENT, BenchError, EnvironmentFailure
 from pmrl_bench.runtime import apply_threads, setup_logging
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ def _seed(text: str) -> int:
     return value
 
 
+def _nonempty(text: str) -> str:
+    """A name or path that is not empty (an empty path would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _positive(text: str) -> int:
     """A positive integer (threads, item counts)."""
     try:
@@ -77,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an unexpected error (also PMRL_BENCH_DEBUG=1)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     p = sub.add_parser("list", help="list registered methods and tasks")
@@ -84,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train and evaluate one method on one task for some seeds")
     p.add_argument("--method", required=True, help="registered method name (see `list methods`)")
-    p.add_argument("--task", default=None, help="task name (default: the embedded synthetic task)")
+    p.add_argument("--task", type=_nonempty, default=None, help="task name (default: the embedded synthetic task)")
     p.add_argument("--seeds", type=_seed, nargs="+", default=[0])
-    p.add_argument("--results-dir", default="results")
+    p.add_argument("--results-dir", type=_nonempty, default="results")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method, train or data setting (repeatable), e.g. tau1=0.1 or train.epochs=5")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -99,34 +109,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=["slurm", "local", "debug"], default=None)
     p.add_argument("--profile", default=None, help="slurm/profiles/<cluster>.yaml (overrides the sweep's)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, submit nothing")
-    p.add_argument("--results-dir", default=None)
+    p.add_argument("--results-dir", type=_nonempty, default=None)
 
     p = sub.add_parser("status", help="state of every run of a sweep (result files first, then the scheduler)")
     p.add_argument("sweep_file")
-    p.add_argument("--results-dir", default=None)
+    p.add_argument("--results-dir", type=_nonempty, default=None)
 
     p = sub.add_parser("leaderboard", help="regenerate the leaderboard Markdown from result files")
-    p.add_argument("--results-dir", default="results")
-    p.add_argument("--out", default=None, help="default: <results-dir>/LEADERBOARD.md")
+    p.add_argument("--results-dir", type=_nonempty, default="results")
+    p.add_argument("--out", type=_nonempty, default=None, help="default: <results-dir>/LEADERBOARD.md")
     p.add_argument("--correction", choices=["holm", "bh"], default="holm")
     p.add_argument("--poi", action="store_true", help="add the probability-of-improvement column")
     p.add_argument("--config", action="append", default=[], metavar="METHOD=HASH",
                    help="use only this config hash of a method")
 
     p = sub.add_parser("compare", help="paired significance test of two methods on one task")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", type=_nonempty, required=True)
     p.add_argument("--methods", nargs=2, required=True, metavar=("A", "B"))
     p.add_argument("--metric", default=None, help="default: the task's primary metric")
-    p.add_argument("--results-dir", default="results")
+    p.add_argument("--results-dir", type=_nonempty, default="results")
     p.add_argument("--config", action="append", default=[], metavar="METHOD=HASH")
 
     p = sub.add_parser("validate", help="check result files against the record schema")
-    p.add_argument("path", nargs="?", default="results")
+    p.add_argument("path", type=_nonempty, nargs="?", default="results")
+    p.add_argument("--clean", action="store_true", help="remove leftover temp files of killed writers")
 
     p = sub.add_parser("data", help="prepare data, fill or check the feature cache")
     p.add_argument("action", choices=["extract", "check", "prepare"])
     p.add_argument("target", nargs="?", default=None, help="dataset to prepare (for `prepare`)")
-    p.add_argument("--task", default=None)
+    p.add_argument("--task", type=_nonempty, default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="cpu")
     for verb, verb_parser in sub.choices.items():
@@ -146,7 +157,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what in (None, "tasks"):
         print("tasks:")
         for name, path in task_files().items():
-            spec = parse_task_file(path)
+            try:
+                spec = parse_task_file(path)
+            except BenchError as exc:  # one broken task file must not hide the others
+                print(f"  {name:<24} {'INVALID':<15} {exc}")
+                continue
             print(f"  {name:<24} {spec.kind:<15} {spec.description.splitlines()[0] if spec.description else ''}")
     if args.what == "adapters":
         print("adapters:")
@@ -156,9 +171,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; user errors print one line and return 2."""
+    """Entry point: user errors exit 2, the environment 3, anything unexpected 1; one line each, no traceback."""
     args = build_parser().parse_args(argv)
     setup_logging(args.verbosity)
+    debug = args.debug or os.environ.get("PMRL_BENCH_DEBUG", "") not in ("", "0")
     module_name, func_name = HANDLERS[args.verb].split(":")
     try:
         if hasattr(args, "threads"):
@@ -168,6 +184,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         LOG.error("error: %s", exc)
         return 2
+    except EnvironmentFailure as exc:
+        LOG.error("error: %s", exc)
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         LOG.error("interrupted")
         return 130
+    except OSError as exc:  # a folder or file the user pointed at cannot be read or written
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        LOG.error("error: %s%s; check the path, its permissions and free space", where, exc.strerror or exc)
+        return EXIT_ENVIRONMENT
+    except Exception as exc:
+        if debug:
+            raise
+        text = (str(exc).strip().splitlines() or [""])[0]
+        LOG.error("error: unexpected %s: %s (run with --debug for the traceback)", type(exc).__name__, text)
+        return 1

@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.registry import method_defaults
+from pmrl_bench.safeio import YamlSyntaxError, load_yaml
 from pmrl_bench.task import TaskSpec, TrainConfig, load_task
 
 SECTIONS = {"method": "method_params", "train": "train", "data": "data", "encoders": "encoders"}
@@ -28,19 +29,38 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
         if not sep or not key:
             raise BenchError(f"--set expects key=value, got {pair!r}")
         try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
+            value = load_yaml(raw, f"--set {key}") if raw else ""
+        except YamlSyntaxError:
             value = raw
-        if isinstance(value, str):  # YAML 1.1 reads 1e-5 as a string
-            try:
-                value = float(raw)
-            except ValueError:
-                pass
-        out.append((key.strip(), value))
+        out.append((key.strip(), number_or_self(value)))
     return out
 
 
+def number_or_self(value: Any) -> Any:
+    """A string that reads as a number (YAML 1.1 reads 1e-5 as a string) as that float, else `value`."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def check_finite(key: str, value: Any, default: Any = None) -> None:
+    """Refuse inf/nan anywhere in a setting's value (unless the default itself is not finite)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if not (isinstance(default, float) and not math.isfinite(default)):
+            raise BenchError(f"--set {key}: must be a finite number, got {value!r}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_finite(f"{key}.{k}", v)
+    elif isinstance(value, list):
+        for v in value:
+            check_finite(key, v)
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    value = number_or_self(value) if isinstance(default, float) else value
     if isinstance(value, bool) and default is not None and not isinstance(default, bool):
         raise BenchError(f"--set {key}: expected {type(default).__name__}, got {value!r}")
     if default is None or isinstance(value, type(default)):
@@ -73,6 +93,7 @@ def apply_override(config: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise BenchError(f"--set {key}: {part!r} is not a mapping")
     leaf = path[-1]
+    check_finite(key, value, node.get(leaf))
     if section in ("method_params", "train") and len(path) == 1:
         if leaf not in node:
             raise unknown_name(f"--set key for {section.replace('_params', '')}", leaf, node)

@@ -10,6 +10,13 @@ class BenchError(Exception):
     """An error caused by the user's input (names, files, data); printed as one line, exit code 2."""
 
 
+class EnvironmentFailure(Exception):
+    """The machine stopped a run (disk full, permissions, memory): one line, exit code 3, no record replaced."""
+
+
+EXIT_ENVIRONMENT = 3
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> BenchError:
     """Build the error for an unknown name, naming the close matches (difflib) or the known names."""
     known = sorted(known)

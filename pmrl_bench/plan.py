@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pmrl_bench.config import config_hash, resolve_config, run_id
 from pmrl_bench.errors import BenchError
-from pmrl_bench.results.record import existing_ok, result_path
+from pmrl_bench.results.record import existing_state, result_path
 from pmrl_bench.task import DEFAULT_TASK, TaskSpec, load_task
 
 
@@ -46,6 +46,7 @@ class PlannedRun:
     config_hash: str
     path: Path
     done: bool
+    corrupt: str = ""  # why the file at `path` is not a valid record ("" when there is none or it is valid)
 
 
 def check_device(device: str) -> None:
@@ -77,14 +78,17 @@ def plan_run(req: RunRequest) -> PlannedRun:
     if req.limit is not None:  # part of the identity: a quick check never takes the place of the full run
         config["limit"] = req.limit
     rid = run_id(config, req.seed)
+    path = result_path(Path(req.results_dir), spec.name, req.method, rid)
+    state, reason = existing_state(path)
     return PlannedRun(
         request=req,
         spec=spec,
         config={**config, "seed": req.seed},
         run_id=rid,
         config_hash=config_hash(config),
-        path=result_path(Path(req.results_dir), spec.name, req.method, rid),
-        done=existing_ok(Path(req.results_dir), spec.name, req.method, rid),
+        path=path,
+        done=state == "ok",
+        corrupt=reason,
     )
 
 

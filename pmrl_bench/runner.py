@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
 import logging
+import os
 import threading
 import time
 from functools import lru_cache
@@ -16,7 +18,7 @@ import torch
 
 from pmrl_bench.config import parse_overrides
 from pmrl_bench.data.features import SplitFeatures, first_items
-from pmrl_bench.errors import BenchError
+from pmrl_bench.errors import BenchError, EnvironmentFailure
 from pmrl_bench.plan import PlannedRun, RunRequest, check_results_dir, checkpoint_path, plan_run
 from pmrl_bench.results.record import RunResult, write_result
 from pmrl_bench.task import DEFAULT_TASK, load_task
@@ -65,10 +67,14 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
         from pmrl_bench.results.record import read_result
 
         return read_result(planned.path)
+    if planned.corrupt and not req.force:
+        raise BenchError(corrupt_message(planned))
     spec, config, rid = planned.spec, planned.config, planned.run_id
     check_results_dir(req.results_dir)
     label = label or f"[{req.method} {spec.name} seed {req.seed}]"
     ckpt = checkpoint_path(req.results_dir, rid)
+    if os.path.lexists(ckpt) and not ckpt.is_file():
+        raise BenchError(f"{ckpt} is not a checkpoint file; remove it and run again")
 
     t0 = time.perf_counter()
     train_feats = load_features(planned, "train", req.device)
@@ -83,10 +89,14 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     torch.manual_seed(req.seed)
     tcfg = config["train"]
     in_dims = {m: train_feats.modalities[m].dim for m in spec.modalities}
-    heads = ProjectionHeads(in_dims, tcfg["embed_dim"], tcfg["head_hidden"], tcfg["head_layers"], tcfg["dropout"])
     method = get_method(req.method)(spec.modalities, **config["method_params"])
-    heads.to(req.device)
-    method.to(req.device)
+    try:
+        heads = ProjectionHeads(in_dims, tcfg["embed_dim"], tcfg["head_hidden"], tcfg["head_layers"], tcfg["dropout"])
+        heads.to(req.device)
+        method.to(req.device)
+    except (MemoryError, RuntimeError) as exc:
+        raise EnvironmentFailure(f"{label} cannot allocate the model ({_first_line(exc)}); nothing was written; "
+                                 "use a smaller train.embed_dim / train.head_hidden") from None
 
     base = dict(
         run_id=rid, config_hash=planned.config_hash, method=req.method, task=spec.name, seed=req.seed,
@@ -118,11 +128,43 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     except Exception as exc:  # recorded, not raised: one failing run must not stop a sweep
         if INTERRUPTED.is_set():
             raise
+        if environmental(exc):  # disk, permissions, memory: not the run's own failure, nothing is recorded
+            kept = f"the ok record {planned.path} is kept" if planned.done else "no record was written"
+            raise EnvironmentFailure(f"{label} stopped by the environment ({_first_line(exc)}); {kept}; "
+                                     "free space or fix permissions and run again") from None
         record = RunResult(**base, status="failed", error=_first_line(exc), protocol=protocol,
                            timing=timing, created_at=_now())
-    write_result(Path(req.results_dir), record)
+    if planned.corrupt:
+        LOG.warning("%s replacing the corrupt record %s (%s)", label, planned.path, planned.corrupt)
+    try:
+        write_result(Path(req.results_dir), record)
+    except OSError as exc:
+        kept = "the earlier record is kept" if os.path.lexists(planned.path) else "no record was written"
+        raise EnvironmentFailure(f"{label} cannot write {planned.path} ({_first_line(exc)}); {kept}") from None
     ckpt.unlink(missing_ok=True)
     return record
+
+
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
+                                errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+
+def environmental(exc: BaseException) -> bool:
+    """Whether an error comes from the machine (disk full, permissions, memory), also when wrapped."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, MemoryError | torch.OutOfMemoryError):
+            return True
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def corrupt_message(planned: PlannedRun) -> str:
+    """The refusal for a run whose record path holds something that is not a valid record."""
+    return (f"{planned.path} is not a valid record ({planned.corrupt}); it is kept: inspect or move it, "
+            "or re-run with --force to replace it")
 
 
 def _now() -> str:
@@ -149,6 +191,8 @@ def cli_run(args: argparse.Namespace) -> int:
         if planned.done and not args.force:
             LOG.info("skip: %s exists (run_id %s; use --force to re-run)", planned.path, planned.run_id)
             continue
+        if planned.corrupt and not args.force:
+            raise BenchError(corrupt_message(planned))
         record = execute(req)
         print(summary_line(record, planned.path))
         failed += record.status != "ok"

@@ -6,7 +6,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pmrl_bench.errors import BenchError, unknown_name
@@ -19,6 +18,7 @@ from pmrl_bench.metrics import (
     split_metric,
 )
 from pmrl_bench.paths import TASKS_DIR, require_dir
+from pmrl_bench.safeio import read_yaml_file
 
 DEFAULT_TASK = "synthetic"
 ModalityType = Literal["text", "image", "video", "audio", "features"]
@@ -34,16 +34,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TrainConfig(_Strict):
-    """Training of the shared heads and the method's own parameters."""
+MAX_WIDTH = 2**16  # embed_dim and head_hidden: wider heads do not fit in memory anyway
 
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(256, ge=2)
+
+class TrainConfig(_Strict):
+    """Training of the shared heads and the method's own parameters (finite numbers only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    epochs: int = Field(20, ge=1, le=10**6)
+    batch_size: int = Field(256, ge=2, le=2**24)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
-    embed_dim: int = Field(64, ge=1)
-    head_hidden: int = Field(256, ge=1)
-    head_layers: int = Field(2, ge=1)
+    embed_dim: int = Field(64, ge=1, le=MAX_WIDTH)
+    head_hidden: int = Field(256, ge=1, le=MAX_WIDTH)
+    head_layers: int = Field(2, ge=1, le=64)
     dropout: float = Field(0.0, ge=0, lt=1)
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps (smoke runs)")
 
@@ -206,14 +211,13 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Read a task YAML, resolving `include: other.yaml` deeply (the including file's keys win)."""
     if path in seen:
         raise BenchError(f"{path}: include cycle through {', '.join(str(p) for p in seen)}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise BenchError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml_file(path, "task file") or {}
     if not isinstance(data, dict):
         raise BenchError(f"{path}: a task file must be a mapping of keys")
     include = data.pop("include", None)
-    if include:
+    if include is not None:
+        if not isinstance(include, str) or not include:
+            raise BenchError(f"{path}: include: expected the name of another task file, got {include!r}")
         data = deep_merge(_read_yaml(path.parent / include, (*seen, path)), data)
     return data
 

@@ -35,7 +35,7 @@ def test_list_shows_methods_and_tasks_without_importing_torch():
         (["run", "--method", "pmrl", "--set", "data.foo=1"], "adapter 'synthetic' rejected split"),
         (["run", "--method", "pmrl", "--set", "hidden=-3"], "adapter 'synthetic' rejected split"),
         (["run", "--method", "clip", "--set", "temperature=inf"], "must be"),
-        (["run", "--method", "gram", "--set", "temperature=inf"], "must be finite"),
+        (["run", "--method", "gram", "--set", "temperature=inf"], "must be a finite number"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, expected, tmp_path):

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from submitit.helpers import Checkpointable
 
@@ -26,6 +25,7 @@ from pmrl_bench.paths import ROOT
 from pmrl_bench.plan import RunRequest, checkpoint_path, plan_run
 from pmrl_bench.results.record import write_result
 from pmrl_bench.runtime import setup_logging
+from pmrl_bench.safeio import read_yaml_file
 
 LOG = logging.getLogger(__name__)
 
@@ -72,18 +72,14 @@ class Profile(BaseModel):
 
 def load_yaml_model(path: Path, model: type[BaseModel], what: str) -> Any:
     """Parse a YAML file into `model`; any problem is one BenchError line naming the file and the key."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BenchError(f"{path}: cannot read {what}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise BenchError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml_file(path, what)
     if not isinstance(data, dict):
         raise BenchError(f"{path}: a {what} must be a mapping of keys to values")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a misspelt key first
         key = ".".join(map(str, err["loc"])) or "(top level)"
         if err["type"] == "extra_forbidden":
             known = [f.alias or name for name, f in model.model_fields.items()]

@@ -11,11 +11,12 @@ import datetime as dt
 import itertools
 import json
 import logging
+import os
 import shlex
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,15 +32,20 @@ from pmrl_bench.cluster.executors import (
     submit_tasks,
     task_spec,
 )
+from pmrl_bench.config import number_or_self
 from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.files import atomic_write_text
 from pmrl_bench.paths import ROOT
 from pmrl_bench.plan import PlannedRun, RunRequest, check_device, plan_run
-from pmrl_bench.results.record import read_result
+from pmrl_bench.results.record import corrupt_reason, read_result
+from pmrl_bench.safeio import read_bytes
 
 LOG = logging.getLogger(__name__)
 
 SWEEPS_DIR = ROOT / "slurm" / "sweeps"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # one folder name: no '/', no '..'
+Seed = Annotated[int, Field(ge=0, lt=2**63, strict=True)]  # the same rule as `run --seeds`
+MAX_RUNS = 100_000  # a sweep's grid is refused past this many runs, before it is expanded
 JUST_SUBMITTED_S = 120  # a job the scheduler does not list yet counts as pending for this long
 
 
@@ -48,10 +54,11 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str | None = Field(None, description="sweep name (logs/<name>/); default: the file's stem")
+    name: str | None = Field(None, pattern=NAME_PATTERN,
+                             description="sweep name (logs/<name>/, letters, digits, '.', '_', '-'); default: the file's stem")
     methods: list[str] = Field(min_length=1, description="registered method names")
     tasks: list[str] = Field(min_length=1, description="task names (tasks/<name>.yaml)")
-    seeds: list[int] = Field(min_length=1, description="seeds of every (method, task, overrides) cell")
+    seeds: list[Seed] = Field(min_length=1, description="seeds of every (method, task, overrides) cell, in [0, 2^63)")
     overrides: dict[str, Any] = Field(
         default_factory=dict, alias="set",
         description="--set key -> value, or a list of values (the grid takes the product); [[1, 2]] is a list value",
@@ -97,8 +104,20 @@ def load_sweep(path_or_name: str, results_dir: str | None = None) -> Sweep:
     return Sweep(path=path, spec=spec, results_dir=Path(results_dir or spec.results_dir).resolve())
 
 
+def grid_size(spec: SweepSpec) -> int:
+    """Number of runs the sweep expands to, computed without expanding it."""
+    n = len(spec.tasks) * len(spec.methods) * len(spec.seeds)
+    for value in spec.overrides.values():
+        n *= len(value) if isinstance(value, list) else 1
+    if spec.zipped:
+        n *= min(len(v) for v in spec.zipped.values())
+    return n
+
+
 def override_grid(path: Path, spec: SweepSpec) -> list[list[tuple[str, Any]]]:
     """Every combination of overrides: the product of `set` lists times the rows of `zip`."""
+    if (n := grid_size(spec)) > MAX_RUNS:
+        raise BenchError(f"{path}: the grid has {n} runs, more than the limit of {MAX_RUNS}; split the sweep")
     for key in spec.overrides.keys() & spec.zipped.keys():
         raise BenchError(f"{path}: set.{key}: also given under zip; name a key in one of them")
     axes = []
@@ -106,14 +125,15 @@ def override_grid(path: Path, spec: SweepSpec) -> list[list[tuple[str, Any]]]:
         values = value if isinstance(value, list) else [value]
         if not values:
             raise BenchError(f"{path}: set.{key}: empty list, the grid would have no runs")
-        axes.append([(key, v) for v in values])
+        axes.append([(key, number_or_self(v)) for v in values])
     if spec.zipped:
         lengths = {key: len(values) for key, values in spec.zipped.items()}
         if len(set(lengths.values())) > 1:
             raise BenchError(f"{path}: zip: lists of different lengths ({', '.join(f'{k}: {n}' for k, n in lengths.items())})")
         if not next(iter(lengths.values())):
             raise BenchError(f"{path}: zip: empty lists, the grid would have no runs")
-        axes.append([list(zip(spec.zipped, row, strict=True)) for row in zip(*spec.zipped.values(), strict=True)])
+        axes.append([[(k, number_or_self(v)) for k, v in zip(spec.zipped, row, strict=True)]
+                     for row in zip(*spec.zipped.values(), strict=True)])
     combos = []
     for parts in itertools.product(*axes):
         combo: list[tuple[str, Any]] = []
@@ -178,9 +198,16 @@ def read_state(sweep: Sweep) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["runs"]
-    except (ValueError, KeyError) as exc:
+        runs = json.loads(read_bytes(path))["runs"]
+    except (ValueError, KeyError, TypeError, OSError) as exc:
         raise BenchError(f"{path}: damaged sweep state ({exc}); delete it to forget earlier submissions") from None
+    if not isinstance(runs, dict):
+        raise BenchError(f"{path}: damaged sweep state (runs is not a mapping); delete it to forget earlier submissions")
+    good = {rid: e for rid, e in runs.items() if isinstance(e, dict) and isinstance(e.get("job_id"), str)
+            and isinstance(e.get("executor"), str)}
+    if len(good) != len(runs):
+        LOG.warning("warning: %s: ignoring %d damaged entr(y/ies) (no job_id/executor)", path, len(runs) - len(good))
+    return good
 
 
 def write_state(sweep: Sweep, runs: dict[str, dict[str, Any]]) -> None:
@@ -211,12 +238,12 @@ class RunStatus:
 def _record_state(planned: PlannedRun) -> RunStatus | None:
     if planned.done:  # planning has just read a valid ok record
         return RunStatus(planned, "done")
-    if not planned.path.is_file():
+    if not os.path.lexists(planned.path):
         return None
     try:
         record = read_result(planned.path)
     except (ValueError, OSError) as exc:
-        return RunStatus(planned, "failed", f"unreadable record: {str(exc).splitlines()[0]}")
+        return RunStatus(planned, "corrupt", f"{planned.path}: {corrupt_reason(exc)} (kept; move it or run --force)")
     if record.status == "ok":
         return RunStatus(planned, "done")
     job = (record.env.get("sweep") or {}).get("job_id")
@@ -277,7 +304,7 @@ def _recent(entry: dict[str, Any], seconds: float) -> bool:
 def summary(statuses: list[RunStatus]) -> str:
     """The counts line."""
     counts = Counter(s.state for s in statuses)
-    order = ("done", "failed", "running", "pending", "missing")
+    order = ("done", "failed", "running", "pending", "missing", "corrupt")
     return f"{len(statuses)} runs: " + ", ".join(f"{counts[k]} {k}" for k in order)
 
 
@@ -320,7 +347,8 @@ def cli_sweep(args: argparse.Namespace) -> int:
     tasks = [todo[i : i + sweep.spec.runs_per_task] for i in range(0, len(todo), sweep.spec.runs_per_task)]
     print(f"sweep {sweep.name} ({sweep.path}): {len(planned)} runs: {len(todo)} to submit "
           f"({counts['failed']} failed before, {counts['missing']} new), {counts['done']} done (skipped), "
-          f"{counts['running'] + counts['pending']} queued or running (left alone)")
+          f"{counts['running'] + counts['pending']} queued or running (left alone)"
+          + (f", {counts['corrupt']} corrupt record(s) kept (not submitted)" if counts["corrupt"] else ""))
     print(f"resources per task ({sweep.spec.runs_per_task} runs): {_resources(profile, executor)}")
     if args.dry_run:
         for s in statuses:

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from pmrl_bench.data.items import file_sha256, ids_sha256
+from pmrl_bench.safeio import read_bytes
 
 LOG = logging.getLogger(__name__)
 
@@ -111,10 +112,13 @@ class FeatureCache:
         if not meta_path.is_file():
             return "incomplete (no meta.json)"
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            ids = tuple(json.loads(ids_path.read_text(encoding="utf-8")))
+            meta = json.loads(read_bytes(meta_path))
+            ids = json.loads(read_bytes(ids_path))
         except (OSError, ValueError) as exc:
             return f"unreadable meta.json/ids.json ({exc.__class__.__name__})"
+        if not isinstance(meta, dict) or not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return "meta.json is not an object or ids.json not a list of strings"
+        ids = tuple(ids)
         if meta.get("cache_key") != key.digest:
             return "key mismatch (meta.json names another key)"
         if not emb_path.is_file():

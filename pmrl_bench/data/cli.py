@@ -93,4 +93,7 @@ def cli_data(args: argparse.Namespace) -> int:
         return cli_prepare(args)
     if not args.task:
         raise BenchError(f"`data {args.action}` needs --task <name> (see `python -m pmrl_bench list tasks`)")
+    from pmrl_bench.plan import check_device
+
+    check_device(args.device)
     return extract(args) if args.action == "extract" else check(args)

@@ -24,6 +24,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +33,7 @@ from torch import Tensor
 from pmrl_bench.data.cache import CacheKey, FeatureCache, default_cache_root, slug
 from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
 from pmrl_bench.data.items import BlobRef, Item, ItemSet, ids_sha256, media_name
+from pmrl_bench.data.media_hash import media_digests
 from pmrl_bench.errors import BenchError
 from pmrl_bench.runtime import Progress
 from pmrl_bench.task import TaskSpec
@@ -89,18 +91,15 @@ def select_first_caption(rows: ModalityFeatures) -> ModalityFeatures:
                             row_ids=tuple(rows.row_ids[r] for r in keep))
 
 
-def _media_fingerprint(refs: Sequence[Any]) -> str:
-    """sha256 over (name, size) of each media reference: a replaced file of another size changes the key."""
+def _media_fingerprint(refs: Sequence[Any], memo_root: Path) -> str:
+    """sha256 over (name, content sha256) of each media file, (name, size) of each blob: any change of a
+    file's content changes the key (digests memoised by size and mtime, see data/media_hash.py)."""
+    files = [ref for ref in refs if not isinstance(ref, BlobRef)]
+    contents = iter(media_digests(files, memo_root))
     digest = hashlib.sha256()
     for ref in refs:
-        if isinstance(ref, BlobRef):
-            size = ref.size
-        else:
-            try:
-                size = os.stat(ref).st_size
-            except OSError:
-                size = None
-        digest.update(json.dumps([os.path.basename(media_name(ref)), size]).encode("utf-8"))
+        ident = ref.size if isinstance(ref, BlobRef) else next(contents)
+        digest.update(json.dumps([os.path.basename(media_name(ref)), ident]).encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -208,7 +207,7 @@ def plan_split(spec: TaskSpec, config: dict[str, Any], items: ItemSet, role: str
         else:
             inputs = tuple(i.media[modality] for i in kept)
             row_ids, index, view = kept_ids, tuple(range(len(kept))), "media"
-            fingerprint = _media_fingerprint(inputs)
+            fingerprint = _media_fingerprint(inputs, default_cache_root(config.get("data")))
         store_dtype = str(enc_spec.get("store_dtype", "float32"))
         fields = {**base, "view": view, "inputs_sha256": fingerprint, "row_ids_sha256": ids_sha256(row_ids),
                   "encoder": identity, "store_dtype": store_dtype}

@@ -31,7 +31,7 @@ def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = 
     """
     out = read_split(spec, config, role)
     if isinstance(out, SplitFeatures):
-        return out
+        return _non_empty(spec, role, out)
     from pmrl_bench.data.encoding import encode_split  # media path: imports transformers lazily
 
     feats = encode_split(spec, config, out, role=role, device=device)
@@ -43,4 +43,11 @@ def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = 
         from pmrl_bench.data.questions import attach_questions
 
         feats = attach_questions(spec, config, feats, out.questions, [i.item_id for i in out.items], device)
+    return _non_empty(spec, role, feats)
+
+
+def _non_empty(spec: TaskSpec, role: str, feats: SplitFeatures) -> SplitFeatures:
+    """Refuse an empty split before any training (a setting such as data.sizes made it so)."""
+    if feats.n_items < 1:
+        raise BenchError(f"{spec.name}: the {role} split ({feats.split}) has no items; check its data settings")
     return feats

@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 from pmrl_bench.errors import BenchError
 from pmrl_bench.files import atomic_write_text
+from pmrl_bench.outputs import check_output_path
 from pmrl_bench.report.stats import ALPHA, MIN_SEEDS, N_RESAMPLES, PROTOCOL_VERSION, STATS_SEED
 from pmrl_bench.report.stats.best import column_verdict
 from pmrl_bench.report.stats.bootstrap import BootstrapInput, percentile_interval, two_level_bootstrap
@@ -439,7 +440,7 @@ def render_leaderboard(table: RunTable, tables: list[TaskTable], correction: str
 def cli_leaderboard(args: argparse.Namespace) -> int:
     """Regenerate <results-dir>/LEADERBOARD.md (and its CD diagram) from the result files."""
     root = Path(args.results_dir)
-    out = Path(args.out) if args.out else root / "LEADERBOARD.md"
+    out = check_output_path(Path(args.out), "--out", root) if args.out else root / "LEADERBOARD.md"
     table = load_runs(root) if root.is_dir() else None
     if table is None or table.n_files == 0:
         raise BenchError(f"no result files under {root}/ (write some with `python -m pmrl_bench run --method ...`)")

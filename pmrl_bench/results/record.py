@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pmrl_bench.files import atomic_write_text
+from pmrl_bench.safeio import UnsafeFile, read_bytes
 
 SCHEMA_VERSION = 1
 
@@ -68,8 +71,21 @@ def result_path(results_dir: Path, task: str, method: str, run_id: str) -> Path:
 def write_result(results_dir: Path, record: RunResult) -> Path:
     """Write a record to its canonical path atomically and return the path."""
     path = result_path(results_dir, record.task, record.method, record.run_id)
-    atomic_write_text(path, json.dumps(record.model_dump(mode="json"), indent=1, sort_keys=False) + "\n")
+    text = json.dumps(non_finite_as_strings(record.model_dump()), indent=1, sort_keys=False, allow_nan=False)
+    atomic_write_text(path, text + "\n")
     return path
+
+
+def non_finite_as_strings(obj: Any) -> Any:
+    """`obj` with every inf/nan float written as "inf", "-inf" or "nan" (JSON has no such numbers; null would
+    lose what ran)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: non_finite_as_strings(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [non_finite_as_strings(v) for v in obj]
+    return obj
 
 
 def iter_result_files(results_dir: Path) -> Iterator[Path]:
@@ -83,16 +99,26 @@ def iter_result_files(results_dir: Path) -> Iterator[Path]:
 
 
 def read_result(path: Path) -> RunResult:
-    """Parse and validate one result file (raises on a bad file)."""
-    return RunResult.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    """Parse and validate one result file (raises ValueError or OSError on a bad file; never hangs)."""
+    return RunResult.model_validate_json(read_bytes(path))
 
 
-def existing_ok(results_dir: Path, task: str, method: str, run_id: str) -> bool:
-    """True if a valid record with status ok exists for this run (what skip-done means)."""
-    path = result_path(results_dir, task, method, run_id)
-    if not path.is_file():
-        return False
+def existing_state(path: Path) -> tuple[str, str]:
+    """What is at a run's record path: ("missing"|"ok"|"failed"|"corrupt", reason when corrupt)."""
+    if not os.path.lexists(path):
+        return "missing", ""
     try:
-        return read_result(path).status == "ok"
-    except (ValueError, OSError):
-        return False
+        return read_result(path).status, ""
+    except (ValueError, OSError) as exc:
+        return "corrupt", corrupt_reason(exc)
+
+
+def corrupt_reason(exc: Exception) -> str:
+    """One line saying why a file is not a valid record."""
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return f"{where + ': ' if where else ''}{err['msg']}"
+    if isinstance(exc, OSError) and not isinstance(exc, UnsafeFile):
+        return f"unreadable ({exc.strerror or exc})"
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

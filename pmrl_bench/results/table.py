@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ from pmrl_bench.report.stats.outcomes import (
     split_metric,
 )
 from pmrl_bench.results.record import SCHEMA_VERSION, RunResult, TaskMeta
+from pmrl_bench.safeio import UnsafeFile, read_bytes
 
 METRIC_TOL = 1e-6
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -82,9 +84,22 @@ def result_files(root: Path) -> Iterator[Path]:
     if root.is_file():
         yield root
         return
-    for path in sorted(root.rglob("*.json")):
-        if not any(part.startswith(".") for part in path.relative_to(root).parts):
-            yield path
+    yield from sorted(p for p in _walk(root) if p.suffix == ".json" and not p.is_dir())
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Non-hidden entries under root without following symlinked folders (which are yielded themselves)."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if not name.startswith(".") and (name in files or path.is_symlink()):
+                yield path
+
+
+def symlinked_folders(root: Path) -> list[Path]:
+    """Symlinked folders under root: not followed (a record belongs where its path says), so reported."""
+    return sorted(p for p in _walk(Path(root)) if p.is_symlink() and p.is_dir()) if Path(root).is_dir() else []
 
 
 def _schema_reason(exc: ValidationError) -> str:
@@ -199,8 +214,10 @@ def _to_run(rec: RunResult, path: Path) -> Run:
 def read_run(path: Path) -> Run | Problem:
     """One file as a valid Run, or the Problem that makes it invalid."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_bytes(path)
+    except UnsafeFile as exc:
+        return Problem(path, str(exc).removeprefix(f"{path}: "))
+    except OSError as exc:
         return Problem(path, f"unreadable ({exc.__class__.__name__}: {exc})")
     try:
         rec = RunResult.model_validate_json(text)
@@ -216,6 +233,8 @@ def read_run(path: Path) -> Run | Problem:
 def load_runs(root: Path) -> RunTable:
     """Read and check every result file under root; duplicate seeds of one entity are both invalid."""
     table = RunTable()
+    table.problems += [Problem(p, "symlinked folder, not followed; move the records into the results folder")
+                       for p in symlinked_folders(root)]
     for path in result_files(root):
         table.n_files += 1
         item = read_run(path)

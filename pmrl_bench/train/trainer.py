@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import math
@@ -23,10 +24,10 @@ LOG = logging.getLogger(__name__)
 
 
 class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or Inf; `step` is the 1-based optimisation step where it happened."""
+    """The loss became NaN or Inf (or a solver met such values); `step` is the 1-based optimisation step where it happened."""
 
-    def __init__(self, step: int, value: float):
-        super().__init__(f"non-finite loss {value} at step {step}")
+    def __init__(self, step: int, value: float, message: str = ""):
+        super().__init__(message or f"non-finite loss {value} at step {step}")
         self.step = step
 
 
@@ -79,15 +80,49 @@ def _param_groups(heads: ProjectionHeads, method: Method, weight_decay: float) -
     ]
 
 
-def load_checkpoint(path: Path | None, run_id: str) -> dict[str, Any] | None:
-    """The checkpoint at `path` if it exists and belongs to `run_id` (tensors and plain values only)."""
-    if path is None or not path.is_file():
-        return None
+CHECKPOINT_KEYS = frozenset({"run_id", "epoch", "step", "heads", "method", "optimizer", "generator", "torch_rng"})
+
+
+def load_checkpoint(path: Path | None, run_id: str, epochs: int) -> tuple[dict[str, Any] | None, str]:
+    """The checkpoint at `path` if it is one of run `run_id` (tensors and plain values only), else why not."""
+    if path is None or not path.exists():
+        return None, ""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a damaged checkpoint is ignored: training restarts from scratch
-        return None
-    return state if state.get("run_id") == run_id else None
+    except Exception as exc:  # damaged, a pickle with code, not a checkpoint at all
+        return None, f"unloadable ({type(exc).__name__})"
+    if not isinstance(state, dict) or set(state) != CHECKPOINT_KEYS:
+        return None, "not a checkpoint of this project (wrong structure)"
+    if state["run_id"] != run_id:
+        return None, f"belongs to run {state['run_id']!r}"
+    epoch, step = state["epoch"], state["step"]
+    if not (isinstance(epoch, int) and isinstance(step, int) and 0 < epoch <= epochs and step >= epoch):
+        return None, f"impossible epoch {epoch!r} / step {step!r} for {epochs} epochs"
+    return state, ""
+
+
+def _resume(state: dict[str, Any], heads: ProjectionHeads, method: Method, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator) -> str:
+    """Load a checkpoint into the run's objects; on any mismatch restore them untouched and say why."""
+    saved = [copy.deepcopy(m.state_dict()) for m in (heads, method, optimizer)]
+    saved_gen, saved_rng = generator.get_state(), torch.get_rng_state()
+    try:
+        for module, key in ((heads, "heads"), (method, "method")):
+            own = module.state_dict()
+            theirs = state[key]
+            if set(theirs) != set(own) or any(tuple(theirs[k].shape) != tuple(v.shape) for k, v in own.items()):
+                raise ValueError(f"{key} parameters do not match this run's shapes")
+            module.load_state_dict(theirs)
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+    except Exception as exc:
+        for target, value in zip((heads, method, optimizer), saved, strict=True):
+            target.load_state_dict(value)
+        generator.set_state(saved_gen)
+        torch.set_rng_state(saved_rng)
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ""
 
 
 def log_line(msg: str) -> None:
@@ -118,14 +153,13 @@ def train(
     max_steps = cfg.get("max_steps") or math.inf
 
     start_epoch, step = 0, 0
-    state = load_checkpoint(checkpoint_path, run_id)
+    state, why = load_checkpoint(checkpoint_path, run_id, cfg["epochs"])
     if state is not None:
-        heads.load_state_dict(state["heads"])
-        method.load_state_dict(state["method"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, step = int(state["epoch"]), int(state["step"])
+        why = _resume(state, heads, method, optimizer, generator)
+    if why:
+        log(f"{label} ignoring checkpoint {checkpoint_path}: {why}; training starts over")
+    elif state is not None:
+        start_epoch, step = state["epoch"], state["step"]
         log(f"{label} resumed from checkpoint at epoch {start_epoch} (step {step})")
 
     t0 = time.perf_counter()
@@ -145,8 +179,12 @@ def train(
                 break
             items = perm[b * bs : (b + 1) * bs]
             batch = {m: values[m][samplers[m].rows(items, generator).to(device)] for m in modalities}
-            loss = method.loss(heads(batch))
             step += 1
+            try:
+                loss = method.loss(heads(batch))
+            except torch.linalg.LinAlgError as exc:  # a solver that met NaN/Inf (or degenerate) values
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise NonFiniteLoss(step, float("nan"), f"linear algebra failed at step {step} ({first})") from None
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NonFiniteLoss(step, value)

@@ -35,7 +35,9 @@ def generate(split: str, seed: int, sizes: dict[str, int], latent_dim: int, hidd
     if not modalities:
         raise BenchError("synthetic adapter needs `modalities` (name -> dim, nuisance, nuisance_scale, noise)")
     views = views or {}
-    n = int(sizes[split])
+    n = sizes[split]
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10**7:
+        raise BenchError(f"synthetic data.sizes.{split} must be an integer in [1, 10^7], got {n!r}")
     g = _generator(seed, "data", split)
     z = torch.randn(n, latent_dim, generator=g)
     ids = tuple(f"{split}-{i:05d}" for i in range(n))

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Sequence
 from functools import cache, cached_property
 from importlib import metadata
@@ -126,7 +127,7 @@ class EfficientNetLite0:
         from efficientnet_lite_pytorch import EfficientNet
 
         model = EfficientNet.from_name("efficientnet-lite0")
-        model.load_state_dict(torch.load(self.weights_path, map_location="cpu", weights_only=True), strict=True)
+        model.load_state_dict(load_weights(self.weights_path), strict=True)
         return model.eval().to(self.device)
 
     def identity(self) -> dict[str, Any]:
@@ -220,6 +221,16 @@ def sfx_blocks(spec: Tensor) -> Tensor:
     return spec.unfold(0, SFX_BLOCK, SFX_BLOCK_HOP).transpose(1, 2).contiguous()
 
 
+def load_weights(path: str | Path) -> Any:
+    """torch.load with weights_only=True; a file that is not plain tensors (a pickle with code) is one BenchError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BenchError(f"encoder weights {path}: refused, not a plain tensor file ({first}); "
+                         "reinstall the package that ships them") from None
+
+
 def _load_aisfx_state(path: Path) -> dict[str, Tensor]:
     """The embedding-network weights of the aiSFX checkpoint, loaded with `weights_only=True`.
 
@@ -230,7 +241,7 @@ def _load_aisfx_state(path: Path) -> dict[str, Tensor]:
     core = getattr(np, "_core", None) or np.core
     allowed = [(core.multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype, type(np.dtype(np.int64))]
     with torch.serialization.safe_globals(allowed):
-        state, _heads = torch.load(path, map_location="cpu", weights_only=True)
+        state, _heads = load_weights(path)
     prefix = "embedding_net."
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
