@@ -157,7 +157,7 @@ def train(
     if state is not None:
         why = _resume(state, heads, method, optimizer, generator)
     if why:
-        log(f"{label} ignoring checkpoint {checkpoint_path}: {why}; training starts over")
+        LOG.warning("%s ignoring checkpoint %s: %s; training starts over", label, checkpoint_path, why)
     elif state is not None:
         start_epoch, step = state["epoch"], state["step"]
         log(f"{label} resumed from checkpoint at epoch {start_epoch} (step {step})")
