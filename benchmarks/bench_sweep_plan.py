@@ -27,15 +27,16 @@ def sweep_file(folder: Path, n_lr: int, n_wd: int = 1, seeds: int = 10) -> Path:
     return path
 
 
-def measure(path: Path, results: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MiB, exit status) of one `sweep --dry-run` subprocess."""
+def measure(path: Path, results: Path) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS in MiB, exit status) of one `sweep --dry-run` subprocess."""
     t0 = time.perf_counter()
     pid = subprocess.Popen(
         [sys.executable, "-m", "pmrl_bench", "sweep", str(path), "--executor", "local", "--dry-run",
          "--results-dir", str(results)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     ).pid
     _, status, usage = os.wait4(pid, 0)
-    return time.perf_counter() - t0, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - t0, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
 def main() -> None:
@@ -43,7 +44,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, nargs="+", default=[1000, 10000])
     args = parser.parse_args()
     print(f"sweep --dry-run, clip x synthetic x 10 seeds, {os.cpu_count()} CPUs (target 10,000 runs < 10 s, < 500 MiB)")
-    print("| grid | runs | exit | wall | peak RSS | wall per 1,000 runs |")
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    print("| grid | runs | exit | wall | CPU | peak RSS |")
     print("| --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -51,10 +53,11 @@ def main() -> None:
         rows.append(("1000 lr x 1000 wd x 10 seeds", 10_000_000, sweep_file(folder, 1000, 1000)))
         base = None
         for label, n, path in rows:
-            wall, rss, code = measure(path, folder / "results")
-            per = f"{wall / n * 1000:.3f} s" if code == 0 else "refused"
-            base = base or wall
-            print(f"| {label} | {n:,} | {code} | {wall:.2f} s ({wall / base:.1f}x the first) | {rss:.0f} MiB | {per} |")
+            wall, cpu, rss, code = measure(path, folder / "results")
+            base = base or cpu
+            state = "planned" if code == 0 else "refused"
+            print(f"| {label} | {n:,} | {code} ({state}) | {wall:.2f} s | {cpu:.2f} s ({cpu / base:.1f}x the first) "
+                  f"| {rss:.0f} MiB |")
 
 
 if __name__ == "__main__":
