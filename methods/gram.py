@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pmrl_bench.errors import BenchError
+from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.registry import register_method
-from pmrl_bench.train.losses import anchor_and_tuple, gram_volume, present_modalities, unit
+from pmrl_bench.train.losses import anchor_and_tuple, cosine_mean, gram_volume, present_modalities, unit
 from pmrl_bench.train.method import Method
+
+SCORES = ("neg_volume", "cosine_mean")
 
 
 @register_method("gram")
@@ -24,9 +26,11 @@ class GRAM(Method):
     j, never mixed across instances); label smoothing 0.1 and a learnable divisor T initialised at
     0.07 as in the official code; T is clipped in place at min_temperature (0.01, the same cap on
     the logit scale as CLIP's 100) before each use. eps keeps the gradient finite at Vol = 0.
-    Similarity: -Vol(query, candidate modalities).
+    Similarity: -Vol(query, candidate modalities), or `score=cosine_mean` (sign-calibrated at evaluation).
     """
 
+    scores = SCORES
+    sign_invariant = True
     defaults = {
         "anchor": "text",
         "temperature": 0.07,
@@ -34,11 +38,14 @@ class GRAM(Method):
         "min_temperature": 0.01,
         "label_smoothing": 0.1,
         "eps": 1e-8,
+        "score": "neg_volume",
     }
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__(modalities, **params)
         p = self.params
+        if p["score"] not in SCORES:
+            raise unknown_name("gram score", p["score"], SCORES)
         if p["anchor"] not in self.modalities:
             raise BenchError(f"gram anchor {p['anchor']!r} is not a modality of this task {self.modalities}")
         if not (0 < p["temperature"] < math.inf) or not (0 < p["min_temperature"] < math.inf):
@@ -69,16 +76,16 @@ class GRAM(Method):
             + F.cross_entropy(logits.T, target, label_smoothing=smooth)
         )
 
-    def similarity(self, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
-        """Minus the Gram volume of (query_i, candidate_j's modalities)."""
+    def score_with(self, score: str, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
+        """Minus the Gram volume of (query_i, candidate_j's modalities), or their mean cosine."""
         anchor, parts, transposed = anchor_and_tuple(query, candidates)
-        out = -gram_volume(anchor, parts, self.params["eps"])
+        out = cosine_mean(anchor, parts) if score == "cosine_mean" else -gram_volume(anchor, parts, self.params["eps"])
         return out.T if transposed else out
 
     def protocol(self) -> dict[str, Any]:
         """Score, negatives pool, anchor and temperature scheme of this run."""
         return {
-            "score": "neg_volume",
+            "score": self.params["score"],
             "negatives": "batch",
             "pairs": "anchored_tuple",
             "anchor": self.params["anchor"],

@@ -36,6 +36,8 @@ class PMRL(Method):
     modalities] (an extension, not the official ranking) or `score=cosine_mean`.
     """
 
+    scores = SCORES
+    sign_invariant = True
     defaults = {
         "tau1": 0.05,
         "tau2": 0.1,
@@ -67,11 +69,10 @@ class PMRL(Method):
         self._last = {"sigma1": sigma[:, 0].detach().mean(), "intra": intra.detach(), "inter": inter.detach()}
         return intra + self.params["lambda_inter"] * inter
 
-    def similarity(self, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
+    def score_with(self, score: str, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
         """sigma_1 of the stacked unit vectors [query_i, candidate_j's modalities], or their mean cosine."""
         anchor, parts, transposed = anchor_and_tuple(query, candidates)
-        score = top_singular_value if self.params["score"] == "sigma1" else cosine_mean
-        out = score(anchor, parts)
+        out = (top_singular_value if score == "sigma1" else cosine_mean)(anchor, parts)
         return out.T if transposed else out
 
     def protocol(self) -> dict[str, Any]:

@@ -107,6 +107,70 @@ def retrieval_ranks(
     return ranks
 
 
+def score_function(method: Method, score: str) -> Callable[[dict[str, Tensor], dict[str, Tensor]], Tensor]:
+    """The method's ranking function under the named score (`similarity` for its primary one)."""
+    if score == method.primary_score:
+        return method.similarity
+    return lambda query, candidates: method.score_with(score, query, candidates)
+
+
+def offered_scores(method: Method) -> list[str]:
+    """The method's offered scores, primary first."""
+    return [method.primary_score, *(s for s in method.scores if s != method.primary_score)]
+
+
+def check_direction(split: SplitFeatures, direction: RetrievalDirection) -> str:
+    """The direction's one query modality, after checking each candidate modality has one row per item."""
+    if len(direction.query) != 1:
+        raise BenchError(f"retrieval {direction.name!r}: exactly one query modality is supported")
+    for m in direction.candidates:
+        if not split.modalities[m].one_row_per_item(split.n_items):
+            raise BenchError(f"retrieval {direction.name!r}: candidate modality {m!r} needs exactly one row per item")
+    return direction.query[0]
+
+
+def direction_output(
+    prefix: str, ranks: np.ndarray, split: SplitFeatures, qmod: str, candidates: Sequence[str],
+    metric_names: Sequence[str], query_group: str | None = None,
+) -> EvalOutput:
+    """Metrics, per-query ranks, eval-set digest and sizes of one ranked direction under `prefix`."""
+    values = compute_metrics(metric_names, RANK, ranks)
+    q_feats = split.modalities[qmod]
+    per_query = {f"{prefix}/rank": ranks.tolist()}
+    if query_group:  # queries of one item form one independent unit for the statistics
+        per_query[f"{prefix}/group"] = q_feats.item_index.tolist()
+    return EvalOutput(
+        metrics={f"{prefix}/{m}": values[m] for m in metric_names},
+        per_query=per_query,
+        eval_set={prefix: eval_set_digest(q_feats.row_ids, split.item_ids)},
+        protocol={prefix: {"query": qmod, "candidates": list(candidates),
+                           "n_queries": len(ranks), "n_candidates": split.n_items}},
+    )
+
+
+def direction_embeddings(
+    heads: ProjectionHeads, split: SplitFeatures, qmod: str, candidates: Sequence[str], device: str,
+    signs: dict[str, float] | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Head outputs of the query rows and of each candidate modality (times its sign, when calibrated)."""
+    query = embed_rows(heads, qmod, split.modalities[qmod], device)
+    signs = signs or {}
+    cands = {m: embed_rows(heads, m, split.modalities[m], device) * signs.get(m, 1.0) for m in candidates}
+    return query, cands
+
+
+def rank_direction(
+    method: Method, score: str, query: Tensor, candidates: dict[str, Tensor], qmod: str, split: SplitFeatures
+) -> np.ndarray:
+    """1-based rank of each query row's item among all items' candidate tuples under `score`."""
+    fn = score_function(method, score)
+    return retrieval_ranks(
+        lambda a, b: fn({qmod: query[a:b]}, candidates),
+        split.modalities[qmod].item_index,
+        torch.arange(split.n_items),
+    )
+
+
 def evaluate_direction(
     method: Method,
     heads: ProjectionHeads,
@@ -115,34 +179,21 @@ def evaluate_direction(
     metric_names: Sequence[str],
     device: str,
     query_group: str | None = None,
+    signs: dict[str, float] | None = None,
 ) -> EvalOutput:
-    """Rank every query row of `direction.query` against every item's candidate tuple."""
-    if len(direction.query) != 1:
-        raise BenchError(f"retrieval {direction.name!r}: exactly one query modality is supported")
-    qmod = direction.query[0]
-    q_feats = split.modalities[qmod]
-    for m in direction.candidates:
-        if not split.modalities[m].one_row_per_item(split.n_items):
-            raise BenchError(f"retrieval {direction.name!r}: candidate modality {m!r} needs exactly one row per item")
-    query = embed_rows(heads, qmod, q_feats, device)
-    candidates = {m: embed_rows(heads, m, split.modalities[m], device) for m in direction.candidates}
-    ranks = retrieval_ranks(
-        lambda a, b: method.similarity({qmod: query[a:b]}, candidates),
-        q_feats.item_index,
-        torch.arange(split.n_items),
-    )
-    values = compute_metrics(metric_names, RANK, ranks)
-    p = direction.name
-    per_query = {f"{p}/rank": ranks.tolist()}
-    if query_group:  # queries of one item form one independent unit for the statistics
-        per_query[f"{p}/group"] = q_feats.item_index.tolist()
-    return EvalOutput(
-        metrics={f"{p}/{m}": values[m] for m in metric_names},
-        per_query=per_query,
-        eval_set={p: eval_set_digest(q_feats.row_ids, split.item_ids)},
-        protocol={p: {"query": qmod, "candidates": list(direction.candidates),
-                      "n_queries": len(ranks), "n_candidates": split.n_items}},
-    )
+    """Rank every query row against every item's candidate tuple under each offered score.
+
+    The primary score's results use the direction's name as prefix, each other offered score
+    `<direction>.<score>`; `signs` multiply the candidate embeddings (sign calibration).
+    """
+    qmod = check_direction(split, direction)
+    query, cands = direction_embeddings(heads, split, qmod, direction.candidates, device, signs)
+    out = EvalOutput()
+    for score in offered_scores(method):
+        prefix = direction.name if score == method.primary_score else f"{direction.name}.{score}"
+        ranks = rank_direction(method, score, query, cands, qmod, split)
+        out.update(direction_output(prefix, ranks, split, qmod, direction.candidates, metric_names, query_group))
+    return out
 
 
 def evaluate(
@@ -154,11 +205,19 @@ def evaluate(
     seed: int,
     device: str = "cpu",
 ) -> EvalOutput:
-    """All retrieval directions, classification and QA protocols of a task on its test split."""
+    """All retrieval directions (every offered score, sign-calibrated), classification and QA protocols on the test split."""
+    from pmrl_bench.evaluate.calibration import calibrate_scores
+
     out = EvalOutput(protocol={"tie_rule": TIE_RULE, "split": spec.splits["test"]})
     with torch.no_grad():
+        calibration = calibrate_scores(spec, method, heads, train, device) if spec.retrieval else None
+        if calibration is not None:
+            out.protocol["score"] = calibration.protocol
         for direction in spec.retrieval:
-            out.update(evaluate_direction(method, heads, test, direction, spec.metrics, device, spec.query_group))
+            signs = calibration.signs_for(direction) if calibration is not None else None
+            out.update(evaluate_direction(
+                method, heads, test, direction, spec.metrics, device, spec.query_group, signs
+            ))
     if spec.classification:
         from pmrl_bench.evaluate.classification import evaluate_classification
 

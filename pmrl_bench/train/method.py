@@ -21,6 +21,10 @@ class Method(nn.Module):
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    scores: ClassVar[tuple[str, ...]] = ()
+    """Names of the scores this method can rank with; the parameter `score` (if any) picks the primary one."""
+    sign_invariant: ClassVar[bool] = False
+    """True when the objective does not change if one modality's vectors flip sign (its cosines need calibration)."""
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__()
@@ -36,6 +40,15 @@ class Method(nn.Module):
 
     def similarity(self, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
         """`[Nq, Nc]` scores (higher is better) of query embeddings against candidate tuples."""
+        return self.score_with(self.primary_score, query, candidates)
+
+    @property
+    def primary_score(self) -> str:
+        """The score `similarity` ranks with: the `score` parameter, else the first offered score."""
+        return str(self.params.get("score", self.scores[0] if self.scores else "similarity"))
+
+    def score_with(self, score: str, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
+        """`[Nq, Nc]` scores under the named offered score (one of `scores`)."""
         raise NotImplementedError
 
     def protocol(self) -> dict[str, Any]:

@@ -27,6 +27,8 @@ class PairwiseInfoNCE(Method):
     between the query and each candidate modality.
     """
 
+    scores = ("cosine_mean",)
+
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__(modalities, **params)
         p = self.params
@@ -48,7 +50,7 @@ class PairwiseInfoNCE(Method):
         stacked = torch.stack([unit(z[m]) for m in names])  # [k, B, D]
         return symmetric_info_nce(stacked, self.pairs(names), self.logit_scale(), self.params["label_smoothing"]).mean()
 
-    def similarity(self, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
+    def score_with(self, score: str, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
         """Mean cosine between the query and each candidate modality."""
         anchor, parts, transposed = anchor_and_tuple(query, candidates)
         out = cosine_mean(anchor, parts)

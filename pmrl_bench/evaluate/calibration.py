@@ -1,0 +1,70 @@
+"""Score calibration from the train split: per-modality signs, pair cosines and the ranks-positives-last warning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pmrl_bench.data.features import SplitFeatures
+from pmrl_bench.evaluate.retrieval import embed_rows, offered_scores, score_function
+from pmrl_bench.evaluate.signs import WARN_PERCENTILE, first_rows, pair_cosines, positive_percentile, sign_of
+from pmrl_bench.task import RetrievalDirection, TaskSpec
+from pmrl_bench.train.heads import ProjectionHeads
+from pmrl_bench.train.losses import unit
+from pmrl_bench.train.method import Method
+
+CHECK_ITEMS = 512  # train items whose positives are ranked among each other for the warning
+
+
+@dataclass
+class Calibration:
+    """Signs per (query modality, candidate modality) and the record's `protocol["score"]` entry."""
+
+    signs: dict[tuple[str, str], float]
+    protocol: dict[str, Any]
+
+    def signs_for(self, direction: RetrievalDirection) -> dict[str, float]:
+        """Sign of each candidate modality of `direction` relative to its query modality."""
+        q = direction.query[0]
+        return {m: self.signs.get((q, m), 1.0) for m in direction.candidates}
+
+
+@torch.no_grad()
+def calibrate_scores(
+    spec: TaskSpec, method: Method, heads: ProjectionHeads, train: SplitFeatures, device: str
+) -> Calibration:
+    """Signs (applied only for sign-invariant methods), mean positive/negative cosine per pair, train check."""
+    pairs = sorted({(d.query[0], m) for d in spec.retrieval for m in d.candidates})
+    mods = sorted({m for pair in pairs for m in pair})
+    emb = {m: unit(embed_rows(heads, m, train.modalities[m], device)).cpu() for m in mods}
+    stats, signs = {}, {}
+    for q, m in pairs:
+        pos, neg = pair_cosines(emb[q], train.modalities[q].item_index, emb[m], train.modalities[m].item_index)
+        sign = sign_of(pos) if method.sign_invariant else 1.0
+        signs[(q, m)] = sign
+        stats[f"{q}-{m}"] = {"sign": sign, "pos_cos": pos, "neg_cos": neg}
+    n = min(CHECK_ITEMS, train.n_items)
+    rows = {m: first_rows(train.modalities[m], train.n_items)[:n] for m in mods}
+    percentile = {}
+    for d in spec.retrieval:
+        q = d.query[0]
+        fn = score_function(method, method.primary_score)
+        cands = {m: emb[m][rows[m]].to(device) * signs[(q, m)] for m in d.candidates}
+        percentile[d.name] = positive_percentile(fn({q: emb[q][rows[q]].to(device)}, cands))
+    bad = [name for name, value in percentile.items() if value > WARN_PERCENTILE]
+    warning = (
+        f"score {method.primary_score!r} ranks train positives below most negatives on {', '.join(bad)}"
+        if bad else None
+    )
+    protocol = {
+        "primary": method.primary_score,
+        "offered": offered_scores(method),
+        "sign_calibrated": method.sign_invariant,
+        "pairs": stats,
+        "train_positive_percentile": percentile,
+        "train_check_items": n,
+        "warning": warning,
+    }
+    return Calibration(signs=signs, protocol=protocol)
