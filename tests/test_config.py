@@ -23,7 +23,7 @@ def test_task_file_with_unknown_key_names_file_and_key(tmp_path):
 
 def test_include_inherits_and_overrides():
     base, noisy = load_task("synthetic"), load_task("synthetic-noisy-anchor")
-    assert noisy.retrieval == base.retrieval and noisy.train == base.train
+    assert noisy.retrieval[-1] == base.retrieval[0] and noisy.train == base.train and noisy.kind == base.kind
     assert noisy.adapter_args["modalities"]["vision"] != base.adapter_args["modalities"]["vision"]
 
 
