@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pmrl_bench.errors import BenchError, unknown_name
+from pmrl_bench.errors import BenchError
 from pmrl_bench.registry import register_method
 from pmrl_bench.train.losses import anchor_and_tuple, cosine_mean, gram_volume, present_modalities, unit
 from pmrl_bench.train.method import Method
@@ -45,7 +45,7 @@ class GRAM(Method):
         super().__init__(modalities, **params)
         p = self.params
         if p["score"] not in SCORES:
-            raise unknown_name("gram score", p["score"], SCORES)
+            raise BenchError(f"gram score {p['score']!r} is not offered; choose one of {', '.join(SCORES)}")
         if p["anchor"] not in self.modalities:
             raise BenchError(f"gram anchor {p['anchor']!r} is not a modality of this task {self.modalities}")
         if not (0 < p["temperature"] < math.inf) or not (0 < p["min_temperature"] < math.inf):

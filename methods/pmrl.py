@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pmrl_bench.errors import BenchError, unknown_name
+from pmrl_bench.errors import BenchError
 from pmrl_bench.registry import register_method
 from pmrl_bench.train.losses import (
     anchor_and_tuple,
@@ -51,7 +51,7 @@ class PMRL(Method):
         super().__init__(modalities, **params)
         p = self.params
         if p["score"] not in SCORES:
-            raise unknown_name("pmrl score", p["score"], SCORES)
+            raise BenchError(f"pmrl score {p['score']!r} is not offered; choose one of {', '.join(SCORES)}")
         for key in ("tau1", "tau2", "gap_eps"):
             if not p[key] > 0:
                 raise BenchError(f"pmrl {key} must be > 0, got {p[key]!r}")

@@ -11,11 +11,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from pmrl_bench.errors import BenchError, unknown_name
-from pmrl_bench.registry import method_defaults
+from pmrl_bench.registry import method_defaults, method_names
 from pmrl_bench.safeio import YamlSyntaxError, load_yaml
-from pmrl_bench.task import TaskSpec, TrainConfig, load_task
+from pmrl_bench.task import EvaluationConfig, TaskSpec, TrainConfig, check_evaluation, load_task
 
-SECTIONS = {"method": "method_params", "train": "train", "data": "data", "encoders": "encoders"}
+SECTIONS = {
+    "method": "method_params", "train": "train", "data": "data", "encoders": "encoders", "evaluation": "evaluation",
+}
 # Keys that say where things are, not what is computed: left out of run_id and config_hash.
 NON_IDENTITY_DATA_KEYS = frozenset({"data_dir", "features_root", "cache_dir"})
 NON_IDENTITY_ENCODER_KEYS = frozenset({"batch_size", "device", "decode_workers"})
@@ -75,8 +77,10 @@ def apply_override(config: dict[str, Any], key: str, value: Any) -> None:
     head, _, rest = key.partition(".")
     if head in SECTIONS and rest:
         section, path = SECTIONS[head], rest.split(".")
+    elif rest and any(head in config[s] for s in ("train", "evaluation")):  # warm_start.lr, rerank.k, ...
+        section, path = next(s for s in ("train", "evaluation") if head in config[s]), key.split(".")
     else:
-        owners = [s for s in ("method_params", "train", "data") if key in config[s]]
+        owners = [s for s in ("method_params", "train", "data", "evaluation") if key in config[s]]
         if len(owners) > 1:
             alts = " or ".join(f"{k}.{key}" for k, v in SECTIONS.items() if v in owners)
             raise BenchError(f"--set {key} is ambiguous; write {alts}")
@@ -89,7 +93,9 @@ def apply_override(config: dict[str, Any], key: str, value: Any) -> None:
         section, path = owners[0], [key]
     node = config[section]
     for part in path[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) in (None, True):  # an optional block that is off (or on with defaults): open it
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise BenchError(f"--set {key}: {part!r} is not a mapping")
     leaf = path[-1]
@@ -112,21 +118,46 @@ def resolve_config(task: str | TaskSpec, method: str, overrides: list[tuple[str,
         "train": spec.train.model_dump(),
         "data": copy.deepcopy(dict(spec.adapter_args)),
         "encoders": copy.deepcopy(dict(spec.encoders)),
+        "evaluation": spec.evaluation.model_dump(),
     }
     for key, value in overrides:
         apply_override(config, key, value)
-    try:
-        config["train"] = TrainConfig.model_validate(config["train"]).model_dump()
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise BenchError(f"--set train.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    for section, model in (("train", TrainConfig), ("evaluation", EvaluationConfig)):
+        try:
+            config[section] = model.model_validate(config[section]).model_dump()
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise BenchError(f"--set {section}.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    check_regimes(spec, config)
     return config
+
+
+def check_regimes(spec: TaskSpec, config: dict[str, Any]) -> None:
+    """Refuse, before training, a warm start that is not a registered method or is as long as training, and a
+    robustness setting the task cannot evaluate (one line naming the valid choices)."""
+    warm = config["train"]["warm_start"]
+    if warm is not None:
+        if warm["objective"] not in method_names():
+            raise BenchError(
+                f"--set train.warm_start.objective={warm['objective']}: not a registered method; "
+                f"choose one of {', '.join(sorted(method_names()))}"
+            )
+        if warm["epochs"] >= config["train"]["epochs"]:
+            raise BenchError(
+                f"--set train.warm_start.epochs={warm['epochs']}: must be below train.epochs={config['train']['epochs']}"
+                " (the method trains for the remaining epochs)"
+            )
+    try:
+        check_evaluation(spec, EvaluationConfig.model_validate(config["evaluation"]))
+    except ValueError as exc:
+        raise BenchError(f"--set evaluation.{exc}") from None
 
 
 def identity(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a config that determines the outcome (locations and batch sizes of encoders left out).
 
     Built without copying the nested values it keeps (it is only hashed), so planning 1,000 runs stays fast.
+    Optional blocks that are off (train.warm_start, evaluation) are left out, so their ids predate them.
     """
     ident = {**config, "data": {k: v for k, v in config["data"].items() if k not in NON_IDENTITY_DATA_KEYS}}
     if "encoders" in config:
@@ -134,6 +165,10 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
             name: {k: v for k, v in enc.items() if k not in NON_IDENTITY_ENCODER_KEYS} if isinstance(enc, dict) else enc
             for name, enc in config["encoders"].items()
         }
+    if config.get("train", {}).get("warm_start", "") is None:
+        ident["train"] = {k: v for k, v in config["train"].items() if k != "warm_start"}
+    if "evaluation" in config and all(v is None for v in config["evaluation"].values()):
+        del ident["evaluation"]
     return ident
 
 

@@ -57,10 +57,12 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     error during training/evaluation writes a `failed` record with the error's first line.
     """
     from pmrl_bench.env import environment
+    from pmrl_bench.evaluate.rerank import check_k
     from pmrl_bench.evaluate.retrieval import evaluate
     from pmrl_bench.registry import get_method
     from pmrl_bench.train.heads import ProjectionHeads
     from pmrl_bench.train.trainer import NonFiniteLoss, train
+    from pmrl_bench.train.warm_start import method_phase, run_warm_start, warm_checkpoint
 
     planned = plan_run(req)
     if planned.done and not req.force:
@@ -82,6 +84,7 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     if req.limit is not None:
         train_feats, test_feats = first_items(train_feats, req.limit), first_items(test_feats, req.limit)
     encode_s = time.perf_counter() - t0
+    check_k(config["evaluation"]["rerank"], test_feats.n_items)
 
     env = environment(req.device)
     if req.provenance:
@@ -111,11 +114,16 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     }
     timing: dict[str, float] = {"encode_s": encode_s}
     try:
-        outcome = train(method, heads, train_feats, tcfg, req.seed, rid, req.device, ckpt, label=label)
+        if tcfg["warm_start"] is not None:
+            warm, warm_out = run_warm_start(spec.modalities, heads, train_feats, tcfg, req.seed, rid, req.device,
+                                            ckpt, label=label)
+            warm_eval = evaluate(spec, warm, heads, train_feats, test_feats, req.seed, req.device)
+            protocol["warm_start"] = {**tcfg["warm_start"], "steps": warm_out.steps, "test_metrics": warm_eval.metrics}
+        outcome = train(method, heads, train_feats, method_phase(tcfg), req.seed, rid, req.device, ckpt, label=label)
         timing["train_s"] = outcome.train_s
         protocol.update(train_steps=outcome.steps, resumed_from_epoch=outcome.resumed_from_epoch)
         t1 = time.perf_counter()
-        out = evaluate(spec, method, heads, train_feats, test_feats, req.seed, req.device)
+        out = evaluate(spec, method, heads, train_feats, test_feats, req.seed, req.device, config["evaluation"])
         timing["eval_s"] = time.perf_counter() - t1
         protocol.update(out.protocol)
         record = RunResult(**base, status="ok", metrics=out.metrics, per_query=out.per_query,
@@ -142,6 +150,7 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
         kept = "the earlier record is kept" if os.path.lexists(planned.path) else "no record was written"
         raise EnvironmentFailure(f"{label} cannot write {planned.path} ({_first_line(exc)}); {kept}") from None
     ckpt.unlink(missing_ok=True)
+    warm_checkpoint(ckpt).unlink(missing_ok=True)
     return record
 
 

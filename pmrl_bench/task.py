@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -37,6 +37,14 @@ class _Strict(BaseModel):
 MAX_WIDTH = 2**16  # embed_dim and head_hidden: wider heads do not fit in memory anyway
 
 
+class WarmStart(_Strict):
+    """A shared warm-start phase: `epochs` of `objective` (a registered method, defaults) at `lr`, before the method."""
+
+    objective: str = "clip"
+    epochs: int = Field(5, ge=1)
+    lr: float = Field(1e-3, gt=0)
+
+
 class TrainConfig(_Strict):
     """Training of the shared heads and the method's own parameters (finite numbers only)."""
 
@@ -51,6 +59,50 @@ class TrainConfig(_Strict):
     head_layers: int = Field(2, ge=1, le=64)
     dropout: float = Field(0.0, ge=0, lt=1)
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps (smoke runs)")
+    warm_start: WarmStart | None = Field(None, description="shared warm-start phase (pre-aligned regime); off by default")
+
+    @field_validator("warm_start", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return switch(value)
+
+
+def switch(value: Any) -> Any:
+    """`true` turns an optional block on with its defaults, `false` off; a mapping is kept."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
+class Rerank(_Strict):
+    """The shared re-ranker: one matching head and training budget for every method, re-ranking the top k."""
+
+    k: int = Field(50, ge=1, description="first-stage candidates re-ranked per query")
+    epochs: int = Field(20, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    hidden: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=2)
+    negatives: int = Field(3, ge=1, description="hard negatives per positive, mined by the method's similarity")
+
+
+class Robustness(_Strict):
+    """Evaluation-time corruption of one modality: Gaussian noise at each level (x each feature's std), and missing."""
+
+    modality: str
+    levels: list[Annotated[float, Field(ge=0)]] = [0.5, 1.0, 2.0]
+    missing: bool = True
+
+
+class EvaluationConfig(_Strict):
+    """Optional evaluation stages beyond first-stage retrieval (all off by default)."""
+
+    rerank: Rerank | None = None
+    robustness: Robustness | None = None
+
+    @field_validator("rerank", "robustness", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return switch(value)
 
 
 class RetrievalDirection(_Strict):
@@ -113,6 +165,7 @@ class TaskSpec(_Strict):
     primary_metric: str
     query_group: str | None = None
     train: TrainConfig = TrainConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     source: str = ""
     citation: str = ""
     license: str = ""
@@ -163,6 +216,7 @@ class TaskSpec(_Strict):
             raise ValueError("a retrieval task needs at least one entry under `retrieval`")
         if self.kind == "classification" and not self.classification:
             raise ValueError("a classification task needs at least one entry under `classification`")
+        check_evaluation(self, self.evaluation)
         self._check_metrics()
         return self
 
@@ -200,6 +254,21 @@ class TaskSpec(_Strict):
         directions = {m: "higher" if metric_def(m).higher_is_better else "lower" for m in self.metrics}  # type: ignore[union-attr]
         return {"version": self.version, "primary_metric": self.primary_metric, "metrics": list(self.metrics),
                 "prefixes": self.prefixes, "directions": directions, "query_group": self.query_group}
+
+
+def check_evaluation(spec: TaskSpec, evaluation: EvaluationConfig) -> None:
+    """Refuse a corrupted modality the task lacks, or a missing modality that is a query (ValueError)."""
+    rob = evaluation.robustness
+    if rob is None:
+        return
+    if rob.modality not in spec.modalities:
+        raise ValueError(f"robustness modality {rob.modality!r} is not one of {spec.modalities}")
+    queries = sorted({q for d in spec.retrieval for q in d.query})
+    if rob.missing and rob.modality in queries:
+        raise ValueError(
+            f"robustness missing={rob.modality!r} is a query modality; choose a candidate-only modality "
+            f"({sorted(set(spec.modalities) - set(queries))}) or set missing=false"
+        )
 
 
 def task_files() -> dict[str, Path]:

@@ -196,6 +196,25 @@ def evaluate_direction(
     return out
 
 
+def evaluate_stages(
+    spec: TaskSpec, method: Method, heads: ProjectionHeads, train: SplitFeatures, test: SplitFeatures,
+    seed: int, device: str, evaluation: dict[str, Any], calibration: Any,
+) -> EvalOutput:
+    """The optional stages of `evaluation`: robustness levels, then the shared re-ranker."""
+    from pmrl_bench.evaluate.rerank import evaluate_rerank
+    from pmrl_bench.evaluate.robustness import evaluate_robustness
+
+    signs = {d.name: calibration.signs_for(d) for d in spec.retrieval}
+    out = EvalOutput()
+    if evaluation.get("robustness"):
+        out.update(evaluate_robustness(method, heads, test, spec.retrieval, evaluation["robustness"], spec.metrics,
+                                       device, seed, signs, spec.query_group))
+    if evaluation.get("rerank"):
+        out.update(evaluate_rerank(method, heads, train, test, spec.retrieval, evaluation["rerank"], spec.metrics,
+                                   device, seed, signs, spec.query_group))
+    return out
+
+
 def evaluate(
     spec: TaskSpec,
     method: Method,
@@ -204,8 +223,12 @@ def evaluate(
     test: SplitFeatures,
     seed: int,
     device: str = "cpu",
+    evaluation: dict[str, Any] | None = None,
 ) -> EvalOutput:
-    """All retrieval directions (every offered score, sign-calibrated), classification and QA protocols on the test split."""
+    """All retrieval directions (every offered score, sign-calibrated), classification and QA protocols on the test split.
+
+    `evaluation` (the config's section) adds the robustness levels and the shared re-ranker when set.
+    """
     from pmrl_bench.evaluate.calibration import calibrate_scores
 
     out = EvalOutput(protocol={"tie_rule": TIE_RULE, "split": spec.splits["test"]})
@@ -218,6 +241,8 @@ def evaluate(
             out.update(evaluate_direction(
                 method, heads, test, direction, spec.metrics, device, spec.query_group, signs
             ))
+        if calibration is not None and evaluation:
+            out.update(evaluate_stages(spec, method, heads, train, test, seed, device, evaluation, calibration))
     if spec.classification:
         from pmrl_bench.evaluate.classification import evaluate_classification
 
