@@ -77,10 +77,10 @@ def apply_override(config: dict[str, Any], key: str, value: Any) -> None:
     head, _, rest = key.partition(".")
     if head in SECTIONS and rest:
         section, path = SECTIONS[head], rest.split(".")
-    elif rest and any(head in config[s] for s in ("train", "evaluation")):  # warm_start.lr, rerank.k, ...
-        section, path = next(s for s in ("train", "evaluation") if head in config[s]), key.split(".")
+    elif rest and any(head in config.get(s, {}) for s in ("train", "evaluation")):  # warm_start.lr, rerank.k
+        section, path = next(s for s in ("train", "evaluation") if head in config.get(s, {})), key.split(".")
     else:
-        owners = [s for s in ("method_params", "train", "data", "evaluation") if key in config[s]]
+        owners = [s for s in ("method_params", "train", "data", "evaluation") if key in config.get(s, {})]
         if len(owners) > 1:
             alts = " or ".join(f"{k}.{key}" for k, v in SECTIONS.items() if v in owners)
             raise BenchError(f"--set {key} is ambiguous; write {alts}")

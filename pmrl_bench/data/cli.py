@@ -25,7 +25,7 @@ def data_config(task: str, overrides: list[str]) -> tuple[Any, dict[str, Any]]:
     config: dict[str, Any] = {"method_params": {}, "train": {}, "data": copy.deepcopy(dict(spec.adapter_args)),
                               "encoders": copy.deepcopy(dict(spec.encoders))}
     for key, value in parse_overrides(overrides):
-        if key.split(".")[0] in ("method", "train"):
+        if key.split(".")[0] in ("method", "train", "evaluation", "warm_start", "rerank", "robustness"):
             continue  # training settings do not change features
         apply_override(config, key, value)
     return spec, {"data": config["data"], "encoders": config["encoders"]}

@@ -14,6 +14,7 @@ from tabulate import tabulate
 from pmrl_bench.errors import BenchError
 from pmrl_bench.files import atomic_write_text
 from pmrl_bench.outputs import check_output_path
+from pmrl_bench.report.robustness import robustness_section
 from pmrl_bench.report.stats import ALPHA, MIN_SEEDS, N_RESAMPLES, PROTOCOL_VERSION, STATS_SEED
 from pmrl_bench.report.stats.best import column_verdict
 from pmrl_bench.report.stats.bootstrap import BootstrapInput, percentile_interval, two_level_bootstrap
@@ -431,6 +432,10 @@ def render_leaderboard(table: RunTable, tables: list[TaskTable], correction: str
             direction = metric_def(split_metric(tt.layout.primary)[1]).direction
             doc += [f"Primary metric: `{tt.layout.primary}` ({direction}).", ""]
         doc += [render_task_table(tt), "", render_task_footnote(tt, correction)]
+        plot = out.with_name(f"{out.stem}_robustness_{tt.layout.task}.png")
+        plot.unlink(missing_ok=True)  # redrawn only when the task has robustness levels
+        if tt.layout.primary and (section := robustness_section(tt.entities, tt.layout.primary, plot)):
+            doc += ["", *section]
     cd_path = out.with_name(f"{out.stem}_cd.png")
     cd_path.unlink(missing_ok=True)  # redrawn below only when the ranking has one; never left stale
     doc += ["", "## Across tasks", "", render_ranking(tables, poi, cd_path, n_resamples)]
