@@ -14,7 +14,7 @@ def retrieval_metrics(ranks):
 
 def _ranks(scores, query_item, cand_item, chunk=None):
     s = torch.as_tensor(scores, dtype=torch.float64)
-    return retrieval_ranks(lambda a, b: s[a:b], torch.as_tensor(query_item), torch.as_tensor(cand_item), chunk)
+    return retrieval_ranks(lambda a, b: s[a:b].clone(), torch.as_tensor(query_item), torch.as_tensor(cand_item), chunk)
 
 
 def test_metrics_reference_values():
@@ -89,3 +89,23 @@ def test_eval_set_digest_depends_on_order_and_ids():
 
 def test_accuracy():
     assert compute_metrics(["acc"], CORRECT, np.array([1, 0, 1, 1])) == {"acc": 75.0}
+
+
+def test_ranks_count_exactly_beyond_the_float32_and_bf16_integer_range(monkeypatch):
+    import pmrl_bench.evaluate.retrieval as retrieval
+
+    tied = torch.zeros(3, 600, dtype=torch.bfloat16)  # bf16 counts 0/1 exactly only to 256
+    assert retrieval_ranks(lambda a, b: tied[a:b].clone(), torch.arange(3), torch.arange(600)).tolist() == [600] * 3
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randint(0, 4, (20, 30), generator=g).float()
+    items = torch.randint(0, 30, (20,), generator=g)
+    expected = _ranks(scores, items, torch.arange(30))
+    monkeypatch.setattr(retrieval, "EXACT_COUNT", 8)  # the float64 accumulation path
+    assert (retrieval_ranks(lambda a, b: scores[a:b].clone(), items, torch.arange(30), 7) == expected).all()
+
+
+def test_nan_anywhere_is_an_error_but_opposite_infinities_are_not():
+    with pytest.raises(RuntimeError, match="NaN"):
+        _ranks([[0.0, 1.0, float("nan")], [0.0, 1.0, 2.0]], [0, 1], [0, 1, 2])
+    inf = float("inf")
+    assert _ranks([[0.5, inf, -inf], [-inf, 0.0, inf]], [0, 1], [0, 1, 2]).tolist() == [2, 2]

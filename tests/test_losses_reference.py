@@ -459,3 +459,31 @@ def test_gram_volume_of_identical_vectors():
     assert float(gram_volume(t, [v, a]).detach()) == pytest.approx(0.0, abs=1e-7)
     grads = torch.autograd.grad(gram_volume(t, [v, a], eps=1e-8).sum(), (t, v, a))
     assert all(torch.isfinite(g).all() for g in grads)
+
+
+def _info_nce_transposed_view(z, pairs, logit_scale, label_smoothing):
+    """The formulation before issue 12: one product per pair, the column loss on its transposed view."""
+    left, right = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+    logits = logit_scale.to(z.dtype) * torch.matmul(z[left], z[right].transpose(-1, -2))
+    n_pairs, b = logits.shape[0], logits.shape[-1]
+    target = torch.arange(b).repeat(n_pairs)
+    rows = F.cross_entropy(logits.reshape(-1, b), target, reduction="none", label_smoothing=label_smoothing)
+    cols = F.cross_entropy(logits.transpose(-1, -2).reshape(-1, b), target, reduction="none",
+                           label_smoothing=label_smoothing)
+    return 0.5 * (rows.view(n_pairs, b).mean(-1) + cols.view(n_pairs, b).mean(-1))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-13), (torch.float32, 1e-5)])
+def test_info_nce_losses_and_gradients_equal_the_transposed_view_formulation(dtype, rtol):
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randn(3, 96, 16, generator=g, dtype=dtype)
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    out = []
+    for fn in (symmetric_info_nce, _info_nce_transposed_view):
+        z = raw.clone().requires_grad_()
+        scale = torch.tensor(14.3, dtype=torch.float64, requires_grad=True)
+        loss = fn(F.normalize(z, dim=-1), pairs, scale, 0.1)
+        loss.sum().backward()
+        out.append((loss.detach(), z.grad, scale.grad))
+    for ours, old in zip(out[0], out[1], strict=True):
+        torch.testing.assert_close(ours, old, rtol=rtol, atol=rtol * float(old.abs().max()))

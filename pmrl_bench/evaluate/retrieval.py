@@ -20,6 +20,7 @@ from pmrl_bench.train.method import Method
 
 TIE_RULE = "pessimistic: rank = 1 + #irrelevant candidates scoring >= the best relevant candidate"
 SCORE_BUDGET = 1 << 22  # score-matrix entries per chunk (16 MiB of float32)
+EXACT_COUNT = 1 << 24  # float32 counts 0/1 values exactly below this many columns
 
 
 @dataclass
@@ -63,6 +64,24 @@ def default_chunk(n_candidates: int) -> int:
     return max(1, min(4096, SCORE_BUDGET // max(1, n_candidates)))
 
 
+def _check_no_nan(scores: Tensor) -> None:
+    """Raise if a score is NaN: one read pass (row sums), the exact element test only where a sum is NaN (+inf - inf)."""
+    sums = scores.sum(dim=1)
+    suspect = torch.isnan(sums)
+    if bool(suspect.any()) and bool(torch.isnan(scores[suspect]).any()):
+        raise RuntimeError("similarity produced NaN scores")
+
+
+def count_at_least(scores: Tensor, best: Tensor) -> Tensor:
+    """Per row, how many scores are >= `best` [rows, 1], computed in place: `scores` is overwritten with 0/1.
+
+    The 0/1 values are summed in floating point (exact below EXACT_COUNT columns in float32, else in float64)
+    so that no bool or int64 copy of the chunk is made; the peak stays at the score chunk itself.
+    """
+    acc = torch.float64 if scores.dtype == torch.float64 or scores.shape[1] >= EXACT_COUNT else torch.float32
+    return scores.ge_(best).sum(dim=1, dtype=acc).to(torch.int64)
+
+
 @torch.no_grad()
 def retrieval_ranks(
     score_chunk: Callable[[int, int], Tensor],
@@ -72,14 +91,15 @@ def retrieval_ranks(
 ) -> np.ndarray:
     """1-based rank of the best relevant candidate for every query, computed chunk by chunk.
 
-    `score_chunk(start, stop)` returns the `[stop - start, Nc]` scores of those queries; candidate j is
-    relevant to query q when `candidate_item[j] == query_item[q]`. Ties count against the method.
+    `score_chunk(start, stop)` returns the `[stop - start, Nc]` scores of those queries as a tensor the
+    ranking may overwrite (a fresh result, not a view of stored scores); candidate j is relevant to
+    query q when `candidate_item[j] == query_item[q]`. Ties count against the method.
     """
     n_q, n_c = len(query_item), len(candidate_item)
     chunk = chunk or default_chunk(n_c)
     cand = candidate_item.view(1, -1)
     # one relevant column per query (unique candidate items, the usual case): gather the relevant score and
-    # count every candidate scoring >= it (the relevant one itself included) -- one bool chunk of extra memory
+    # count every candidate scoring >= it (the relevant one itself included), in place in the score chunk
     sorted_items, order = torch.sort(candidate_item)
     unique = n_c == 0 or bool((sorted_items[1:] != sorted_items[:-1]).all())
     ranks = np.empty(n_q, dtype=np.int64)
@@ -88,15 +108,14 @@ def retrieval_ranks(
         scores = score_chunk(start, stop)
         if scores.shape != (stop - start, n_c):
             raise RuntimeError(f"similarity returned shape {tuple(scores.shape)}, expected {(stop - start, n_c)}")
-        if bool(torch.isnan(scores).any()):
-            raise RuntimeError("similarity produced NaN scores")
+        _check_no_nan(scores)
         q = query_item[start:stop]
         if unique:
             pos = torch.searchsorted(sorted_items, q).clamp_max(max(n_c - 1, 0))
             if not bool((sorted_items[pos] == q).all()):
                 raise RuntimeError("a query has no relevant candidate")
             best = scores.gather(1, order[pos].view(-1, 1).to(scores.device))
-            ranks[start:stop] = (scores >= best).sum(dim=1).cpu().numpy()
+            ranks[start:stop] = count_at_least(scores, best).cpu().numpy()
             continue
         relevant = q.view(-1, 1).to(scores.device) == cand.to(scores.device)
         if not bool(relevant.any(dim=1).all()):
