@@ -473,8 +473,9 @@ def _info_nce_transposed_view(z, pairs, logit_scale, label_smoothing):
     return 0.5 * (rows.view(n_pairs, b).mean(-1) + cols.view(n_pairs, b).mean(-1))
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-13), (torch.float32, 1e-5)])
-def test_info_nce_losses_and_gradients_equal_the_transposed_view_formulation(dtype, rtol):
+def test_info_nce_losses_and_gradients_equal_the_transposed_view_formulation(dtype, rtol, smoothing):
     g = torch.Generator().manual_seed(0)
     raw = torch.randn(3, 96, 16, generator=g, dtype=dtype)
     pairs = [(0, 1), (0, 2), (1, 2)]
@@ -482,7 +483,7 @@ def test_info_nce_losses_and_gradients_equal_the_transposed_view_formulation(dty
     for fn in (symmetric_info_nce, _info_nce_transposed_view):
         z = raw.clone().requires_grad_()
         scale = torch.tensor(14.3, dtype=torch.float64, requires_grad=True)
-        loss = fn(F.normalize(z, dim=-1), pairs, scale, 0.1)
+        loss = fn(F.normalize(z, dim=-1), pairs, scale, smoothing)
         loss.sum().backward()
         out.append((loss.detach(), z.grad, scale.grad))
     for ours, old in zip(out[0], out[1], strict=True):

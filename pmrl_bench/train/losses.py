@@ -66,22 +66,23 @@ def symmetric_info_nce(
     """`[P]` symmetric InfoNCE losses, one per modality pair (i, j) of the stacked unit vectors `z` [k, B, D].
 
     For pair (i, j): logits = s * z_i z_j^T, loss = 1/2 [CE(logits, arange) + CE(logits^T, arange)]
-    with PyTorch's label-smoothing convention; the positive of row b is column b. logits^T is computed
-    as its own product s * z_j z_i^T (equal to the float) so that both cross-entropies and their
-    backward passes run on contiguous rows rather than on a transposed view (about 5x slower per op).
+    with PyTorch's label-smoothing convention; the positive of row b is column b. Each cross-entropy is
+    written as logsumexp(row) - (1 - ls) row[b] - ls mean(row) (the same value to the float, two passes
+    over the logits fewer than `F.cross_entropy`), and logits^T is its own product s * z_j z_i^T so that
+    both directions and their backward passes run on contiguous rows, not on a transposed view.
     """
     left = torch.tensor([p[0] for p in pairs], device=z.device)
     right = torch.tensor([p[1] for p in pairs], device=z.device)
     scale = logit_scale.to(z.dtype)
     z_left, z_right = z[left], z[right]
-    n_pairs, b = len(pairs), z.shape[1]
-    target = torch.arange(b, device=z.device).repeat(n_pairs)
 
-    def ce(logits: Tensor) -> Tensor:
-        out = F.cross_entropy(logits.reshape(-1, b), target, reduction="none", label_smoothing=label_smoothing)
-        return out.view(n_pairs, b).mean(-1)
+    def ce(logits: Tensor) -> Tensor:  # [P, B, B] -> [P], the positive of row b at column b
+        per_row = torch.logsumexp(logits, -1) - (1 - label_smoothing) * logits.diagonal(dim1=-2, dim2=-1)
+        if label_smoothing:
+            per_row = per_row - label_smoothing * logits.mean(-1)
+        return per_row.mean(-1)
 
-    rows = ce(scale * torch.matmul(z_left, z_right.transpose(-1, -2)))  # [P, B, B]
+    rows = ce(scale * torch.matmul(z_left, z_right.transpose(-1, -2)))
     cols = ce(scale * torch.matmul(z_right, z_left.transpose(-1, -2)))
     return 0.5 * (rows + cols)
 

@@ -1,0 +1,138 @@
+"""Evaluation against its floor: the rank pass and the similarity scores vs the plain score matmul, side by side.
+
+Rows (D = 64 by default, float32 inputs, one process, alternating repeats, min of CPU seconds):
+  rank pass   score chunks `q @ c.T` alone (the floor) vs the same chunks ranked by `retrieval_ranks` (ours)
+              vs the formulation before issue 12 (written here: NaN test on every chunk, then
+              `(scores >= best).sum(1)`, a bool and an int64 copy of the chunk); ranks must be identical.
+  scores      one [Nq, Nc] similarity of a method vs the matmul of pre-normalised vectors (the floor):
+              clip (mean cosine), gram (volume), pmrl (sigma_1), text vs (vision, audio).
+Peak memory of the rank pass: peak of live tensor bytes (torch.profiler memory events) above the inputs.
+
+Usage: python benchmarks/bench_eval.py [--queries 2000] [--candidates 10000 50000 100000] [--dim 64] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+from pmrl_bench.evaluate.retrieval import default_chunk, retrieval_ranks
+from pmrl_bench.registry import get_method
+
+
+def old_ranks(score_chunk: Callable[[int, int], torch.Tensor], n_q: int, n_c: int) -> np.ndarray:
+    """The unique-candidate rank pass before issue 12 (query q's relevant candidate is candidate q)."""
+    chunk, ranks = default_chunk(n_c), np.empty(n_q, dtype=np.int64)
+    for start in range(0, n_q, chunk):
+        stop = min(n_q, start + chunk)
+        scores = score_chunk(start, stop)
+        if bool(torch.isnan(scores).any()):
+            raise RuntimeError("NaN")
+        best = scores.gather(1, torch.arange(start, stop).view(-1, 1))
+        ranks[start:stop] = (scores >= best).sum(dim=1).numpy()
+    return ranks
+
+
+def cpu_min(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Min process CPU seconds of each function, the functions alternating in every repeat (after a warm-up)."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.process_time()
+            fn()
+            times[name].append(time.process_time() - t0)
+    return {k: min(v) for k, v in times.items()}
+
+
+def peak_mib(fn: Callable[[], object]) -> float:
+    """Peak of live tensor bytes allocated while `fn` runs, MiB."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak / 2**20
+
+
+def rank_row(n_q: int, n_c: int, dim: int, repeats: int) -> dict[str, str]:
+    """Floor, ours and before for one size; identical ranks required."""
+    g = torch.Generator().manual_seed(0)
+    c = F.normalize(torch.randn(n_c, dim, generator=g), dim=1)
+    q = F.normalize(c[:n_q] + torch.randn(n_q, dim, generator=g), dim=1)
+    chunk = default_chunk(n_c)
+
+    def scores(a: int, b: int) -> torch.Tensor:
+        return q[a:b] @ c.T
+
+    def floor() -> None:
+        for s in range(0, n_q, chunk):
+            scores(s, min(n_q, s + chunk))
+
+    ours = lambda: retrieval_ranks(scores, torch.arange(n_q), torch.arange(n_c))  # noqa: E731
+    before = lambda: old_ranks(scores, n_q, n_c)  # noqa: E731
+    t = cpu_min({"floor": floor, "ours": ours, "before": before}, repeats)
+    same = np.array_equal(ours(), before())
+    return {
+        "Nq x Nc": f"{n_q:,} x {n_c:,}", "matmul s": f"{t['floor']:.3f}", "ours s": f"{t['ours']:.3f}",
+        "before s": f"{t['before']:.3f}", "ours / matmul": f"{t['ours'] / t['floor']:.2f}",
+        "before / matmul": f"{t['before'] / t['floor']:.2f}", "chunk MiB": f"{chunk * n_c * 4 / 2**20:.0f}",
+        "ours peak MiB": f"{peak_mib(ours):.0f}", "before peak MiB": f"{peak_mib(before):.0f}",
+        "identical ranks": str(same),
+    }
+
+
+def score_rows(n_q: int, n_c: int, dim: int, repeats: int) -> list[dict[str, str]]:
+    """Each method's similarity vs the matmul floor on the same inputs."""
+    g = torch.Generator().manual_seed(1)
+    text = torch.randn(n_q, dim, generator=g)
+    cands = {m: torch.randn(n_c, dim, generator=g) for m in ("vision", "audio")}
+    tu, vu = F.normalize(text, dim=1), F.normalize(cands["vision"], dim=1)
+    fns: dict[str, Callable[[], object]] = {"floor": lambda: tu @ vu.T}
+    for label, name in (("mean cosine (clip)", "clip"), ("volume (gram)", "gram"), ("sigma_1 (pmrl)", "pmrl")):
+        method = get_method(name)(["text", "vision", "audio"])
+        fns[label] = lambda method=method: method.similarity({"text": text}, cands)
+    t = cpu_min(fns, repeats)
+    return [{"score": k, "Nq x Nc": f"{n_q:,} x {n_c:,}", "ms": f"{1e3 * v:.1f}",
+             "matmul ms": f"{1e3 * t['floor']:.1f}", "/ matmul": f"{v / t['floor']:.2f}"}
+            for k, v in t.items() if k != "floor"]
+
+
+def table(rows: list[dict[str, str]]) -> str:
+    """Rows as a Markdown table."""
+    head = list(rows[0])
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + " --- |" * len(head),
+                      *("| " + " | ".join(r[h] for h in head) + " |" for r in rows)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--candidates", type=int, nargs="+", default=[10_000, 50_000, 100_000])
+    parser.add_argument("--square", type=int, default=20_000, help="also rank an N x N matrix (0: skip)")
+    parser.add_argument("--score-size", type=int, nargs=2, default=[1000, 5000], metavar=("NQ", "NC"))
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"# bench_eval  torch {torch.__version__}  {platform.processor() or platform.machine()}  "
+          f"{os.cpu_count()} CPUs  1 thread  dim {args.dim}  load average {os.getloadavg()[0]:.1f}\n")
+    sizes = [(args.queries, n) for n in args.candidates] + ([(args.square, args.square)] if args.square else [])
+    print("## Rank pass vs score matmul (CPU s, min of alternating repeats)\n")
+    print(table([rank_row(nq, nc, args.dim, args.repeats) for nq, nc in sizes]) + "\n")
+    print("## Similarity scores vs the score matmul\n")
+    print(table(score_rows(*args.score_size, args.dim, args.repeats)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
