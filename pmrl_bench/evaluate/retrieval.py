@@ -103,8 +103,9 @@ def retrieval_ranks(
     sorted_items, order = torch.sort(candidate_item)
     unique = n_c == 0 or bool((sorted_items[1:] != sorted_items[:-1]).all())
     ranks = np.empty(n_q, dtype=np.int64)
-    for start in range(0, n_q, chunk):
-        stop = min(n_q, start + chunk)
+
+    def chunk_ranks(start: int, stop: int) -> np.ndarray:
+        # a function so that the chunk's scores are freed before the next chunk is scored (peak: one chunk)
         scores = score_chunk(start, stop)
         if scores.shape != (stop - start, n_c):
             raise RuntimeError(f"similarity returned shape {tuple(scores.shape)}, expected {(stop - start, n_c)}")
@@ -115,14 +116,16 @@ def retrieval_ranks(
             if not bool((sorted_items[pos] == q).all()):
                 raise RuntimeError("a query has no relevant candidate")
             best = scores.gather(1, order[pos].view(-1, 1).to(scores.device))
-            ranks[start:stop] = count_at_least(scores, best).cpu().numpy()
-            continue
+            return count_at_least(scores, best).cpu().numpy()
         relevant = q.view(-1, 1).to(scores.device) == cand.to(scores.device)
         if not bool(relevant.any(dim=1).all()):
             raise RuntimeError("a query has no relevant candidate")
         best = scores.masked_fill(~relevant, -torch.inf).amax(dim=1, keepdim=True)
-        beaten = ((scores >= best) & ~relevant).sum(dim=1)
-        ranks[start:stop] = (1 + beaten).cpu().numpy()
+        return (1 + ((scores >= best) & ~relevant).sum(dim=1)).cpu().numpy()
+
+    for start in range(0, n_q, chunk):
+        stop = min(n_q, start + chunk)
+        ranks[start:stop] = chunk_ranks(start, stop)
     return ranks
 
 
