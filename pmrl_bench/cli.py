@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+from pmrl_bench import __version__
 from pmrl_bench.errors import EXIT_ENVIRONMENT, BenchError, EnvironmentFailure
 from pmrl_bench.runtime import apply_threads, setup_logging
 
@@ -32,6 +33,13 @@ HANDLERS = {
     "compare": "pmrl_bench.report.compare:cli_compare",
     "validate": "pmrl_bench.results.validate:cli_validate",
     "data": "pmrl_bench.data.cli:cli_data",
+}
+
+# import name of an optional dependency -> the extra that installs it (pyproject.toml)
+OPTIONAL = {
+    "transformers": "encoders", "huggingface_hub": "encoders", "PIL": "encoders",
+    "av": "media", "soundfile": "media", "soxr": "media", "datasets": "media", "pyarrow": "media",
+    "submitit": "slurm", "matplotlib": "plots",
 }
 
 
@@ -87,12 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an unexpected error (also PMRL_BENCH_DEBUG=1)")
+    parser.add_argument("--version", action="version", version=f"pmrl_bench {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    plug = argparse.ArgumentParser(add_help=False)
+    plug.add_argument("--include", action="append", default=[], metavar="MODULE",
+                      help="import a module or .py file that registers plug-ins (repeatable; docs/plugins.md)")
+    plug.add_argument("--include-path", action="append", default=[], metavar="DIR",
+                      help="a plug-in folder with methods/, tasks/, tasks/adapters/ (repeatable; also PMRL_BENCH_PATH)")
 
-    p = sub.add_parser("list", help="list registered methods and tasks")
+    p = sub.add_parser("list", parents=[plug], help="list registered methods and tasks")
     p.add_argument("what", nargs="?", choices=["methods", "tasks", "adapters"], default=None)
 
-    p = sub.add_parser("run", help="train and evaluate one method on one task for some seeds")
+    p = sub.add_parser("run", parents=[plug], help="train and evaluate one method on one task for some seeds")
     p.add_argument("--method", required=True, help="registered method name (see `list methods`)")
     p.add_argument("--task", type=_nonempty, default=None, help="task name (default: the embedded synthetic task)")
     p.add_argument("--seeds", type=_seed, nargs="+", default=[0])
@@ -104,18 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive, default=None, metavar="N",
                    help="quick check on the first N items of each split (record marked limited, not on leaderboards)")
 
-    p = sub.add_parser("sweep", help="run a grid of runs locally or as SLURM job arrays (submit and exit)")
+    p = sub.add_parser("sweep", parents=[plug], help="run a grid of runs locally or as SLURM job arrays (submit and exit)")
     p.add_argument("sweep_file")
     p.add_argument("--executor", choices=["slurm", "local", "debug"], default=None)
     p.add_argument("--profile", default=None, help="slurm/profiles/<cluster>.yaml (overrides the sweep's)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, submit nothing")
     p.add_argument("--results-dir", type=_nonempty, default=None)
 
-    p = sub.add_parser("status", help="state of every run of a sweep (result files first, then the scheduler)")
+    p = sub.add_parser("status", parents=[plug], help="state of every run of a sweep (result files first, then the scheduler)")
     p.add_argument("sweep_file")
     p.add_argument("--results-dir", type=_nonempty, default=None)
 
-    p = sub.add_parser("leaderboard", help="regenerate the leaderboard Markdown from result files")
+    p = sub.add_parser("leaderboard", parents=[plug], help="regenerate the leaderboard Markdown from result files")
     p.add_argument("--results-dir", type=_nonempty, default="results")
     p.add_argument("--out", type=_nonempty, default=None, help="default: <results-dir>/LEADERBOARD.md")
     p.add_argument("--correction", choices=["holm", "bh"], default="holm")
@@ -123,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", action="append", default=[], metavar="METHOD=HASH",
                    help="use only this config hash of a method")
 
-    p = sub.add_parser("compare", help="paired significance test of two methods on one task")
+    p = sub.add_parser("compare", parents=[plug], help="paired significance test of two methods on one task")
     p.add_argument("--task", type=_nonempty, required=True)
     p.add_argument("--methods", nargs=2, required=True, metavar=("A", "B"))
     p.add_argument("--metric", default=None, help="default: the task's primary metric")
@@ -134,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=_nonempty, nargs="?", default="results")
     p.add_argument("--clean", action="store_true", help="remove leftover temp files of killed writers")
 
-    p = sub.add_parser("data", help="prepare data, fill or check the feature cache")
+    p = sub.add_parser("data", parents=[plug], help="prepare data, fill or check the feature cache")
     p.add_argument("action", choices=["extract", "check", "prepare"])
     p.add_argument("target", nargs="?", default=None, help="dataset to prepare (for `prepare`)")
     p.add_argument("--task", type=_nonempty, default=None)
@@ -148,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_list(args: argparse.Namespace) -> int:
     """Print registered methods, tasks and adapters with one-line descriptions."""
     from pmrl_bench.registry import adapter_names, method_names
-    from pmrl_bench.task import parse_task_file, task_files
+    from pmrl_bench.task import load_task, task_names
 
     if args.what in (None, "methods"):
         print("methods:")
@@ -156,9 +170,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:<14} {doc}")
     if args.what in (None, "tasks"):
         print("tasks:")
-        for name, path in task_files().items():
+        for name in task_names():
             try:
-                spec = parse_task_file(path)
+                spec = load_task(name)
             except BenchError as exc:  # one broken task file must not hide the others
                 print(f"  {name:<24} {'INVALID':<15} {exc}")
                 continue
@@ -177,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get("PMRL_BENCH_DEBUG", "") not in ("", "0")
     module_name, func_name = HANDLERS[args.verb].split(":")
     try:
+        if getattr(args, "include", None) or getattr(args, "include_path", None):
+            from pmrl_bench.plugins import use
+
+            use(args.include, args.include_path)
         if hasattr(args, "threads"):
             apply_threads(args.threads)
         handler = getattr(importlib.import_module(module_name), func_name)
@@ -187,6 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnvironmentFailure as exc:
         LOG.error("error: %s", exc)
         return EXIT_ENVIRONMENT
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        LOG.error("error: this needs %s: pip install 'pmrl_bench[%s]'", exc.name, extra)
+        return 2
     except KeyboardInterrupt:
         LOG.error("interrupted")
         return 130

@@ -1,4 +1,9 @@
-"""Where the project's plug-in folders live (methods/, tasks/, tasks/adapters/)."""
+"""Where the built-in plug-in folders live: methods/, tasks/ (+ adapters/), slurm/ profiles and sweeps.
+
+A clone (or an editable install) keeps them at the repository's top level; a wheel ships the same
+folders inside the package as `pmrl_bench/_shipped/` (setup.py maps them in). The shipped copy wins
+when it exists, so an installed wheel never reads a stray folder next to site-packages.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,19 @@ from pathlib import Path
 
 from pmrl_bench.errors import BenchError
 
-ROOT = Path(__file__).resolve().parent.parent
-METHODS_DIR = ROOT / "methods"
-TASKS_DIR = ROOT / "tasks"
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
+SHIPPED = PACKAGE / "_shipped"
+BASE = SHIPPED if SHIPPED.is_dir() else ROOT
+METHODS_DIR = BASE / "methods"
+TASKS_DIR = BASE / "tasks"
 ADAPTERS_DIR = TASKS_DIR / "adapters"
+PROFILES_DIR = BASE / "slurm" / "profiles"
+SWEEPS_DIR = BASE / "slurm" / "sweeps"
 
 
 def require_dir(path: Path) -> Path:
-    """Return `path` if it is a directory, else explain that the package must be installed from a clone."""
+    """Return `path` if it is a directory, else say that the installation is incomplete."""
     if not path.is_dir():
-        raise BenchError(
-            f"{path} not found: pmrl_bench reads methods/ and tasks/ from its source tree; "
-            "install it from a clone with `pip install -e .`"
-        )
+        raise BenchError(f"{path} not found: this pmrl_bench installation lacks its built-in folders; reinstall it")
     return path

@@ -1,23 +1,28 @@
-"""Registries of methods (methods/*.py) and dataset adapters (tasks/adapters/*.py).
+"""Registries of methods, dataset adapters and in-process tasks, gathered from every plug-in source.
 
-Each plug-in file registers its objects with a decorator that takes the name as a string literal:
-`@register_method("pmrl")` or `@register_adapter("msrvtt")`. Names are found by reading the files'
-syntax tree (so `list` and name suggestions need no torch import); a file is imported only when
-one of its objects is used. A method's `defaults` are read from the same syntax tree when they are a
-literal in its class body, so planning a run (config, run id) imports no method file either.
+Sources, in order: the built-in folders (methods/, tasks/adapters/), plug-in folders (`--include-path`,
+PMRL_BENCH_PATH), entry points (`pmrl_bench.methods`, `pmrl_bench.adapters`) and objects registered
+in-process with `@register_method("name")` / `@register_adapter("name")` / `@register_task("name")`
+(a notebook, a script, an `--include` module). Names in files are found by reading their syntax tree
+(so `list` and name suggestions need no torch import); a file is imported only when one of its names
+is used, and a method's literal `defaults` are read from the same tree, so planning a run imports no
+method file either. A name defined in two places is an error that names both.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
-import importlib.util
-import sys
+import inspect
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pmrl_bench import plugins
 from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.paths import ADAPTERS_DIR, METHODS_DIR, require_dir
 
@@ -25,12 +30,53 @@ T = TypeVar("T")
 
 METHODS: dict[str, type] = {}
 ADAPTERS: dict[str, Callable[..., Any]] = {}
+TASKS: dict[str, Any] = {}
+"""In-process task definitions: a mapping of task keys (as in a task YAML) or a function returning one."""
+
+_TABLES = {"method": METHODS, "adapter": ADAPTERS, "task": TASKS}
+_DECORATORS = {"method": "register_method", "adapter": "register_adapter"}
 
 
-def _register(table: dict[str, Any], kind: str, name: str) -> Callable[[T], T]:
+@dataclass(frozen=True)
+class Entry:
+    """Where a plug-in name is defined: a file (imported on use) or an entry point (loaded on use)."""
+
+    name: str
+    doc: str
+    path: Path | None = None
+    entry_point: metadata.EntryPoint | None = None
+
+    @property
+    def where(self) -> str:
+        """The place, for messages."""
+        return str(self.path) if self.path is not None else plugins.describe(self.entry_point)  # type: ignore[arg-type]
+
+
+def _origin(obj: Any) -> str:
+    """The file (or module) that defines `obj`, for messages and to match it with a scanned file."""
+    try:
+        return str(Path(inspect.getsourcefile(obj) or "").resolve())
+    except (TypeError, OSError):
+        return f"module {getattr(obj, '__module__', '?')}"
+
+
+def _is_entry(entry: Entry, obj: Any) -> bool:
+    """Whether the registered `obj` is the one `entry` points at (its file, or its entry point's object)."""
+    if entry.path is not None:
+        return _origin(obj) == str(entry.path.resolve())
+    ep = entry.entry_point
+    return ep is not None and (ep.module, ep.attr) == (getattr(obj, "__module__", None), getattr(obj, "__qualname__", None))
+
+
+def _register(kind: str, name: str) -> Callable[[T], T]:
+    table = _TABLES[kind]
+
     def decorator(obj: T) -> T:
         if name in table and table[name] is not obj:
-            raise BenchError(f"duplicate {kind} name {name!r} ({table[name]!r} and {obj!r})")
+            raise BenchError(f"duplicate {kind} name {name!r}: defined in {_origin(table[name])} and {_origin(obj)}")
+        known = scanned(kind).get(name)
+        if known is not None and not _is_entry(known, obj):
+            raise BenchError(f"duplicate {kind} name {name!r}: defined in {known.where} and {_origin(obj)}")
         table[name] = obj
         if isinstance(obj, type):
             obj.name = name  # type: ignore[attr-defined]
@@ -40,13 +86,26 @@ def _register(table: dict[str, Any], kind: str, name: str) -> Callable[[T], T]:
 
 
 def register_method(name: str) -> Callable[[T], T]:
-    """Class decorator: register an alignment objective under `name`."""
-    return _register(METHODS, "method", name)
+    """Class decorator: register an alignment objective (a `pmrl_bench.Method` subclass) under `name`."""
+    return _register("method", name)
 
 
 def register_adapter(name: str) -> Callable[[T], T]:
     """Function decorator: register a dataset adapter under `name`."""
-    return _register(ADAPTERS, "adapter", name)
+    return _register("adapter", name)
+
+
+def register_task(name: str) -> Callable[[T], T]:
+    """Register a task under `name`: decorate a function returning the task's keys, or call it on a mapping."""
+
+    def decorator(obj: T) -> T:
+        from pmrl_bench.task import load_task
+
+        _register("task", name)(obj)
+        load_task.cache_clear()
+        return obj
+
+    return decorator
 
 
 def _registered_name(node: ast.AST, decorator: str) -> str | None:
@@ -76,51 +135,83 @@ def _decorated_names(path: Path, decorator: str) -> list[tuple[str, str]]:
     return found
 
 
+def _add(table: dict[str, Entry], kind: str, entry: Entry) -> None:
+    if entry.name in table:
+        raise BenchError(f"duplicate {kind} name {entry.name!r}: defined in {table[entry.name].where} and {entry.where}")
+    table[entry.name] = entry
+
+
 @cache
-def _scan(directory: Path, decorator: str) -> dict[str, tuple[Path, str]]:
-    table: dict[str, tuple[Path, str]] = {}
-    for path in sorted(require_dir(directory).glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        for name, doc in _decorated_names(path, decorator):
-            if name in table:
-                raise BenchError(f"duplicate name {name!r} in {table[name][0]} and {path}")
-            table[name] = (path, doc)
+def _scan(kind: str, directories: tuple[Path, ...]) -> dict[str, Entry]:
+    table: dict[str, Entry] = {}
+    for directory in directories:
+        for path in sorted(directory.glob("*.py")):
+            if not path.name.startswith("_"):
+                for name, doc in _decorated_names(path, _DECORATORS[kind]):
+                    _add(table, kind, Entry(name, doc, path=path))
+    for ep in plugins.entry_points(kind).values():
+        _add(table, kind, Entry(ep.name, f"(entry point {ep.value})", entry_point=ep))
     return table
 
 
-def _import_file(path: Path, package: str) -> None:
-    module_name = f"{package}.{path.stem}"
-    if module_name in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
+def scanned(kind: str) -> dict[str, Entry]:
+    """Names of `kind` ("method" or "adapter") defined in files and entry points (nothing is imported)."""
+    if kind == "task":
+        from pmrl_bench.task import task_entries
+
+        return task_entries()
+    builtin = require_dir(METHODS_DIR if kind == "method" else ADAPTERS_DIR)
+    return _scan(kind, (builtin, *plugins.folder_dirs(kind)))
+
+
+def _names(kind: str) -> dict[str, str]:
+    plugins.import_includes()
+    table = {n: e.doc for n, e in scanned(kind).items()}
+    for name, obj in _TABLES[kind].items():
+        table.setdefault(name, ((inspect.getdoc(obj) or "").splitlines() or [""])[0])
+    return table
 
 
 def method_names() -> dict[str, str]:
     """Registered method names with their one-line descriptions."""
-    return {n: doc for n, (_, doc) in _scan(METHODS_DIR, "register_method").items()}
+    return _names("method")
 
 
 def adapter_names() -> dict[str, str]:
     """Registered adapter names with their one-line descriptions."""
-    return {n: doc for n, (_, doc) in _scan(ADAPTERS_DIR, "register_adapter").items()}
+    return _names("adapter")
+
+
+def _module_name(kind: str, path: Path) -> str:
+    """`pmrl_bench_methods.clip` for a built-in file; plug-in folders get a suffix so equal file names never clash."""
+    builtin = METHODS_DIR if kind == "method" else ADAPTERS_DIR
+    suffix = "" if path.parent == builtin else f"_{zlib.crc32(str(path.parent).encode()):08x}"
+    return f"pmrl_bench_{kind}s{suffix}.{path.stem}"
+
+
+def _get(kind: str, name: str, hint: str = "") -> Any:
+    plugins.import_includes()
+    table, entries = _TABLES[kind], scanned(kind)
+    entry = entries.get(name)
+    if entry is None:
+        if name in table:
+            return table[name]
+        raise unknown_name(kind, name, set(entries) | set(table), hint)
+    if name not in table:
+        if entry.path is not None:
+            plugins.import_file(entry.path, _module_name(kind, entry.path))
+        else:
+            assert entry.entry_point is not None
+            obj = plugins.load_entry_point(entry.entry_point)
+            table.setdefault(name, obj)
+        if name not in table:
+            raise BenchError(f"{entry.where} did not register {kind} {name!r} when imported")
+    return table[name]
 
 
 def get_method(name: str) -> type:
     """The method class registered as `name` (imports its file)."""
-    table = _scan(METHODS_DIR, "register_method")
-    if name not in table:
-        raise unknown_name("method", name, table, "(see `python -m pmrl_bench list methods`)")
-    _import_file(table[name][0], "pmrl_bench_methods")
-    return METHODS[name]
+    return _get("method", name, "(see `python -m pmrl_bench list methods`)")
 
 
 @cache
@@ -142,11 +233,10 @@ def _literal_defaults(path: Path, name: str) -> dict[str, Any] | None:
 
 def method_defaults(name: str) -> dict[str, Any]:
     """A fresh copy of method `name`'s hyper-parameter defaults, from its file's syntax tree when literal (no import)."""
-    table = _scan(METHODS_DIR, "register_method")
-    if name not in table:
-        raise unknown_name("method", name, table, "(see `python -m pmrl_bench list methods`)")
-    if name not in METHODS:
-        literal = _literal_defaults(table[name][0], name)
+    plugins.import_includes()
+    entry = scanned("method").get(name)
+    if entry is not None and entry.path is not None and name not in METHODS:
+        literal = _literal_defaults(entry.path, name)
         if literal is not None:
             return copy.deepcopy(literal)
     return copy.deepcopy(dict(get_method(name).defaults))
@@ -154,8 +244,4 @@ def method_defaults(name: str) -> dict[str, Any]:
 
 def get_adapter(name: str) -> Callable[..., Any]:
     """The adapter function registered as `name` (imports its file)."""
-    table = _scan(ADAPTERS_DIR, "register_adapter")
-    if name not in table:
-        raise unknown_name("adapter", name, table)
-    _import_file(table[name][0], "pmrl_bench_adapters")
-    return ADAPTERS[name]
+    return _get("adapter", name)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pmrl_bench import plugins
 from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.metrics import (
     CORRECT,
@@ -18,6 +20,7 @@ from pmrl_bench.metrics import (
     split_metric,
 )
 from pmrl_bench.paths import TASKS_DIR, require_dir
+from pmrl_bench.registry import TASKS, Entry
 from pmrl_bench.safeio import read_yaml_file
 
 DEFAULT_TASK = "synthetic"
@@ -272,8 +275,33 @@ def check_evaluation(spec: TaskSpec, evaluation: EvaluationConfig) -> None:
 
 
 def task_files() -> dict[str, Path]:
-    """Task name -> YAML file, for every tasks/*.yaml."""
-    return {p.stem: p for p in sorted(require_dir(TASKS_DIR).glob("*.yaml"))}
+    """Task name -> YAML file, for every tasks/*.yaml of the built-in folder and of the plug-in folders."""
+    table: dict[str, Path] = {}
+    for directory in (require_dir(TASKS_DIR), *plugins.folder_dirs("task")):
+        for path in sorted(directory.glob("*.yaml")):
+            if path.stem in table:
+                raise BenchError(f"duplicate task name {path.stem!r}: defined in {table[path.stem]} and {path}")
+            table[path.stem] = path
+    return table
+
+
+def task_entries() -> dict[str, Entry]:
+    """Tasks defined in files and entry points (group `pmrl_bench.tasks`), by name; nothing is loaded."""
+    table = {name: Entry(name, "", path=path) for name, path in task_files().items()}
+    for name, ep in plugins.entry_points("task").items():
+        if name in table:
+            raise BenchError(f"duplicate task name {name!r}: defined in {table[name].where} and {plugins.describe(ep)}")
+        table[name] = Entry(name, "", entry_point=ep)
+    return table
+
+
+def task_names() -> dict[str, str]:
+    """Every task name (files, entry points, in-process registrations) with where it is defined."""
+    plugins.import_includes()
+    table = {name: entry.where for name, entry in task_entries().items()}
+    for name, obj in TASKS.items():
+        table.setdefault(name, f"registered in {getattr(obj, '__module__', 'this process')}")
+    return table
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -302,22 +330,45 @@ def deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_task_file(path: Path) -> TaskSpec:
-    """Parse and validate one task file; errors name the file and the offending key."""
-    data = _read_yaml(path)
-    data.setdefault("name", path.stem)
+def validate_task(data: dict[str, Any], where: str) -> TaskSpec:
+    """A validated TaskSpec from task keys; errors name `where` and the offending key."""
     try:
         return TaskSpec.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise BenchError(f"{path}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise BenchError(f"{where}: {key}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
+def parse_task_file(path: Path, name: str | None = None) -> TaskSpec:
+    """Parse and validate one task file (its name: `name:` in the file, else `name`, else the file's stem)."""
+    data = _read_yaml(path)
+    data.setdefault("name", name or path.stem)
+    return validate_task(data, str(path))
+
+
+def _task_from_object(obj: Any, name: str, where: str) -> TaskSpec:
+    """A task from an in-process registration or an entry point: a YAML path, a mapping, or a function giving one."""
+    if callable(obj):
+        obj = obj()
+    if isinstance(obj, str | Path):
+        return parse_task_file(Path(obj), name)
+    if not isinstance(obj, Mapping):
+        raise BenchError(f"{where}: a task is a mapping of task keys or a YAML path, got {type(obj).__name__}")
+    return validate_task({"name": name, **obj}, where)
 
 
 @cache
 def load_task(name: str) -> TaskSpec:
-    """The task called `name` (tasks/<name>.yaml)."""
-    files = task_files()
-    if name not in files:
-        raise unknown_name("task", name, files, "(see `python -m pmrl_bench list tasks`)")
-    return parse_task_file(files[name])
+    """The task called `name`: a task file, an entry point or an in-process registration."""
+    plugins.import_includes()
+    entries = task_entries()
+    if name in entries:
+        entry = entries[name]
+        if entry.path is not None:
+            return parse_task_file(entry.path)
+        assert entry.entry_point is not None
+        return _task_from_object(plugins.load_entry_point(entry.entry_point), name, entry.where)
+    if name in TASKS:
+        return _task_from_object(TASKS[name], name, f"task {name!r} registered in-process")
+    raise unknown_name("task", name, set(entries) | set(TASKS), "(see `python -m pmrl_bench list tasks`)")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from submitit.helpers import Checkpointable
 
 from pmrl_bench.errors import BenchError, unknown_name
-from pmrl_bench.paths import ROOT
+from pmrl_bench.paths import PROFILES_DIR
 from pmrl_bench.plan import RunRequest, checkpoint_path, plan_run
 from pmrl_bench.results.record import write_result
 from pmrl_bench.runtime import setup_logging
@@ -30,7 +30,6 @@ from pmrl_bench.safeio import read_yaml_file
 LOG = logging.getLogger(__name__)
 
 Executor = Literal["slurm", "local", "debug"]
-PROFILES_DIR = ROOT / "slurm" / "profiles"
 DEFAULT_MAX_ARRAY_SIZE = 1001
 SCHEDULER_TIMEOUT_S = 30
 # scheduler states (sacct/squeue; local: RUNNING/FINISHED) grouped by what `status` reports

@@ -35,14 +35,13 @@ from pmrl_bench.cluster.executors import (
 from pmrl_bench.config import number_or_self
 from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.files import atomic_write_text
-from pmrl_bench.paths import ROOT
+from pmrl_bench.paths import SWEEPS_DIR
 from pmrl_bench.plan import PlannedRun, RunRequest, check_device, plan_run
 from pmrl_bench.results.record import corrupt_reason, read_result
 from pmrl_bench.safeio import read_bytes
 
 LOG = logging.getLogger(__name__)
 
-SWEEPS_DIR = ROOT / "slurm" / "sweeps"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # one folder name: no '/', no '..'
 Seed = Annotated[int, Field(ge=0, lt=2**63, strict=True)]  # the same rule as `run --seeds`
 MAX_RUNS = 100_000  # a sweep's grid is refused past this many runs, before it is expanded
@@ -150,10 +149,10 @@ def expand(sweep: Sweep) -> list[RunRequest]:
     no GPU; jobs get the profile's device (task_spec), checked where they run.
     """
     from pmrl_bench.registry import method_names
-    from pmrl_bench.task import task_files
+    from pmrl_bench.task import task_names
 
     spec = sweep.spec
-    for key, names, known in (("tasks", spec.tasks, task_files()), ("methods", spec.methods, method_names())):
+    for key, names, known in (("tasks", spec.tasks, task_names()), ("methods", spec.methods, method_names())):
         for name in names:
             if name not in known:
                 raise BenchError(f"{sweep.path}: {key}: {unknown_name(key[:-1], name, known)}")
