@@ -7,13 +7,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pmrl_bench.errors import BenchError
-from pmrl_bench.registry import register_method
-from pmrl_bench.train.losses import anchor_and_tuple, cosine_mean, gram_volume, present_modalities, unit
-from pmrl_bench.train.method import Method
+from pmrl_bench.toolkit import (
+    Method,
+    anchor_and_tuple,
+    cosine_mean,
+    gram_volume,
+    present_modalities,
+    register_method,
+    symmetric_cross_entropy,
+    unit,
+)
 
 SCORES = ("neg_volume", "cosine_mean")
 
@@ -68,13 +74,7 @@ class GRAM(Method):
         vol = gram_volume(unit(z[anchor]), [unit(z[m]) for m in names if m != anchor], self.params["eps"])
         with torch.no_grad():
             self.temperature.clamp_(min=self.params["min_temperature"])
-        logits = -vol / self.temperature.to(vol.dtype)
-        target = torch.arange(vol.shape[0], device=vol.device)
-        smooth = self.params["label_smoothing"]
-        return 0.5 * (
-            F.cross_entropy(logits, target, label_smoothing=smooth)
-            + F.cross_entropy(logits.T, target, label_smoothing=smooth)
-        )
+        return symmetric_cross_entropy(-vol / self.temperature.to(vol.dtype), self.params["label_smoothing"])
 
     def score_with(self, score: str, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
         """Minus the Gram volume of (query_i, candidate_j's modalities), or their mean cosine."""

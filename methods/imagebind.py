@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pmrl_bench.errors import BenchError
-from pmrl_bench.registry import register_method
+from pmrl_bench.toolkit import register_method
 from pmrl_bench.train.pairwise import PairwiseInfoNCE
 
 

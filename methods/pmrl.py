@@ -9,17 +9,17 @@ import torch
 from torch import Tensor
 
 from pmrl_bench.errors import BenchError
-from pmrl_bench.registry import register_method
-from pmrl_bench.train.losses import (
+from pmrl_bench.toolkit import (
+    Method,
     anchor_and_tuple,
     cosine_mean,
     leading_spectrum,
-    pmrl_terms,
     present_modalities,
+    register_method,
     top_singular_value,
     unit,
 )
-from pmrl_bench.train.method import Method
+from pmrl_bench.train.losses import pmrl_terms  # PMRL's own two terms, not part of the toolkit
 
 SCORES = ("sigma1", "cosine_mean")
 

@@ -305,7 +305,7 @@ def task_names() -> dict[str, str]:
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a task YAML, resolving `include: other.yaml` deeply (the including file's keys win)."""
+    """Read a task YAML, resolving `include: other.yaml` deeply (the including file's keys win; its name is not inherited)."""
     if path in seen:
         raise BenchError(f"{path}: include cycle through {', '.join(str(p) for p in seen)}")
     data = read_yaml_file(path, "task file") or {}
@@ -315,7 +315,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if include is not None:
         if not isinstance(include, str) or not include:
             raise BenchError(f"{path}: include: expected the name of another task file, got {include!r}")
-        data = deep_merge(_read_yaml(path.parent / include, (*seen, path)), data)
+        base = _read_yaml(path.parent / include, (*seen, path))
+        base.pop("name", None)  # a task never inherits the name of the file it includes
+        data = deep_merge(base, data)
     return data
 
 

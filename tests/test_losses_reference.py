@@ -488,3 +488,45 @@ def test_info_nce_losses_and_gradients_equal_the_transposed_view_formulation(dty
         out.append((loss.detach(), z.grad, scale.grad))
     for ours, old in zip(out[0], out[1], strict=True):
         torch.testing.assert_close(ours, old, rtol=rtol, atol=rtol * float(old.abs().max()))
+
+
+# Section 7.6: TRIANGLE (area score, no square root) and Symile (O(n^2) negatives).
+TRIANGLE_AREA = [
+    [0.1678932188, 0.6675444680, 0.1859954462],
+    [0.2714466094, 0.0613650483, 0.4254033308],
+    [0.5, 0.3506583510, 0.0818691445],
+]
+
+
+def test_triangle_area_similarity_and_loss_match_section_7_6():
+    z = batch()
+    method = make("triangle")
+    area = -method.similarity({"text": z["text"]}, {"vision": z["vision"], "audio": z["audio"]})
+    torch.testing.assert_close(area, torch.tensor(TRIANGLE_AREA, dtype=torch.float64), rtol=0, atol=1e-9)
+    assert method.loss(z).item() == pytest.approx(0.4637197032, abs=1e-9)
+    plain = make("triangle", temperature=1.0, label_smoothing=0.0)
+    assert plain.loss(z).item() == pytest.approx(0.9178607057, abs=1e-9)
+    # the transposed call (tuple query, text candidates) gives the transposed matrix
+    back = method.similarity({"vision": z["vision"], "audio": z["audio"]}, {"text": z["text"]})
+    torch.testing.assert_close(back, -area.T)
+
+
+def test_symile_mip_and_loss_match_section_7_6():
+    z = batch()
+    method = make("symile")
+    mip = method.similarity({"text": z["text"]}, {"vision": z["vision"], "audio": z["audio"]})
+    torch.testing.assert_close(mip.diagonal(), torch.tensor([0.5, 0.6324555, 0.3651484], dtype=torch.float64),
+                               rtol=0, atol=1e-7)
+    assert method.loss(z).item() == pytest.approx(0.9827432362, abs=1e-9)
+    # the positives' MIP is symmetric in the modalities: any anchor gives the same diagonal
+    other = method.similarity({"vision": z["vision"]}, {"text": z["text"], "audio": z["audio"]})
+    torch.testing.assert_close(other.diagonal(), mip.diagonal())
+
+
+@pytest.mark.parametrize("name", ["triangle", "symile"])
+def test_three_modality_methods_refuse_two_or_four(name):
+    from pmrl_bench.errors import BenchError
+
+    for names in (TVA[:2], TVAS):
+        with pytest.raises(BenchError, match="needs 3 modalities"):
+            make(name, names)

@@ -87,6 +87,15 @@ def symmetric_info_nce(
     return 0.5 * (rows + cols)
 
 
+def symmetric_cross_entropy(logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """1/2 [CE(logits) + CE(logits^T)] for a square `[B, B]` score matrix whose positive of row b is column b."""
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (
+        F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+        + F.cross_entropy(logits.T, target, label_smoothing=label_smoothing)
+    )
+
+
 class LogitScale(nn.Module):
     """CLIP's temperature: logit scale exp(theta), theta initialised at log(1/temperature), capped at max_scale.
 
@@ -120,8 +129,8 @@ class LogitScale(nn.Module):
 # --------------------------------------------------------------------------------- small Gram matrices
 
 
-def _query_chunks(fn: Callable[[Tensor], Tensor], anchor: Tensor, n_cols: int) -> Tensor:
-    """`fn` applied to chunks of anchor rows (at most PAIR_BUDGET pairs each), concatenated."""
+def query_chunks(fn: Callable[[Tensor], Tensor], anchor: Tensor, n_cols: int) -> Tensor:
+    """`fn` applied to chunks of anchor rows (at most PAIR_BUDGET (row, column) pairs each), concatenated."""
     rows = max(1, PAIR_BUDGET // max(1, n_cols))
     if anchor.shape[0] <= rows:
         return fn(anchor)
@@ -271,7 +280,7 @@ def gram_volume(anchor: Tensor, parts: Sequence[Tensor], eps: float = 0.0) -> Te
         det = _minor(_tuple_gram(a, parts, candidate), tuple(range(k)), tuple(range(k)), {})
         return (det.clamp_min(0) + eps).sqrt().to(anchor.dtype)
 
-    return _query_chunks(chunk, anchor, parts[0].shape[0])
+    return query_chunks(chunk, anchor, parts[0].shape[0])
 
 
 def top_singular_value(anchor: Tensor, parts: Sequence[Tensor]) -> Tensor:
@@ -288,7 +297,7 @@ def top_singular_value(anchor: Tensor, parts: Sequence[Tensor]) -> Tensor:
         lam = _largest_eigenvalue(_tuple_gram(a, parts, candidate), k, exact)
         return lam.clamp_min(0).sqrt().to(anchor.dtype)
 
-    return _query_chunks(chunk, anchor, parts[0].shape[0])
+    return query_chunks(chunk, anchor, parts[0].shape[0])
 
 
 def cosine_mean(anchor: Tensor, parts: Sequence[Tensor]) -> Tensor:

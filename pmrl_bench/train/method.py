@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from pmrl_bench.errors import unknown_name
+from pmrl_bench.errors import BenchError, unknown_name
 
 
 class Method(nn.Module):
@@ -16,7 +16,9 @@ class Method(nn.Module):
 
     `z[m]` are the raw `[B, D]` outputs of the shared projection head of modality `m` for the same B
     instances (not normalised: each method normalises as its formula needs). `defaults` lists every
-    hyper-parameter the method accepts; each is settable with `--set key=value`.
+    hyper-parameter the method accepts; each is settable with `--set key=value`. `modality_counts` is the
+    (smallest, largest or None) number of modalities the objective is defined for; `stochastic` says whether
+    the loss draws random numbers (then it is reproducible only under a fixed torch seed).
     """
 
     name: ClassVar[str] = ""
@@ -25,12 +27,18 @@ class Method(nn.Module):
     """Names of the scores this method can rank with; the parameter `score` (if any) picks the primary one."""
     sign_invariant: ClassVar[bool] = False
     """True when the objective does not change if one modality's vectors flip sign (its cosines need calibration)."""
+    modality_counts: ClassVar[tuple[int, int | None]] = (2, None)
+    stochastic: ClassVar[bool] = False
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__()
         for key in params:
             if key not in self.defaults:
                 raise unknown_name(f"parameter of method {self.name!r}:", key, self.defaults)
+        low, high = self.modality_counts
+        if not low <= len(modalities) <= (high or len(modalities)):
+            wanted = f"{low}" if low == high else f"{low} to {high}" if high else f"at least {low}"
+            raise BenchError(f"method {self.name!r} needs {wanted} modalities; this task has {list(modalities)}")
         self.modalities = list(modalities)
         self.params: dict[str, Any] = {**self.defaults, **params}
 

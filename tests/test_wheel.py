@@ -1,0 +1,31 @@
+"""The wheel carries the built-in methods, tasks, task id lists and SLURM profiles inside the package.
+
+The full check (install into a fresh venv, run list / run / leaderboard / compare / sweep --dry-run from an
+empty folder) is .ci/wheel-check, which CI runs before the test suite.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+from pmrl_bench.paths import ROOT
+
+
+def test_wheel_ships_every_builtin_folder_inside_the_package(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("pmrl_bench-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        f"pmrl_bench/_shipped/{path.relative_to(ROOT).as_posix()}"
+        for pattern in ("methods/*.py", "tasks/*.yaml", "tasks/*.json", "tasks/adapters/*.py",
+                        "slurm/profiles/*.yaml", "slurm/sweeps/*.yaml")
+        for path in ROOT.glob(pattern)
+    }
+    assert "pmrl_bench/_shipped/tasks/tuxpaint_split.json" in expected
+    assert expected <= names, sorted(expected - names)
+    packaged = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pmrl_bench").rglob("*.py")}
+    assert packaged <= names, sorted(packaged - names)
+    assert not any(n.startswith(("tests/", "results/", "benchmarks/")) for n in names)
