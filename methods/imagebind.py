@@ -16,7 +16,7 @@ class ImageBind(PairwiseInfoNCE):
 
     `anchor=vision` is ImageBind proper, `anchor=text` the LanguageBind variant; non-anchor
     modalities are never contrasted with each other. One learnable logit scale as in `clip`
-    (the released ImageBind fixes per-modality temperatures instead, methods.md section 3).
+    (the released ImageBind fixes per-modality temperatures instead, docs/protocol.md, Methods and scores).
     Similarity: mean cosine between the query and each candidate modality.
     """
 

@@ -32,7 +32,7 @@ class PMRL(Method):
     matrix (`pmrl_bench.train.losses.leading_spectrum`, never the full U), negatives are the batch.
     `sign_fix` orients u_1 canonically (u_1 . sum_m z^m >= 0, ties by the text modality);
     `sign_fix=false` keeps the eigen-solver's sign, as the official code keeps LAPACK's SVD sign
-    (the two solvers can disagree, methods.md 7.3). Similarity: sigma_1 of [query, candidate
+    (the two solvers can disagree, docs/protocol.md, Methods and scores). Similarity: sigma_1 of [query, candidate
     modalities] (an extension, not the official ranking) or `score=cosine_mean`.
     """
 

@@ -1,7 +1,7 @@
 """The one metric registry: each metric's name, direction and how it is computed from per-query outcomes.
 
 Task validation (pmrl_bench.task), evaluation (pmrl_bench.evaluate) and the statistics (pmrl_bench.report)
-all read this module, so a metric name means the same thing everywhere (stats.md 1.2).
+all read this module, so a metric name means the same thing everywhere (docs/statistics.md 1.2).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def split_metric(key: str) -> tuple[str, str]:
 
 
 def per_query_values(metric: MetricDef, outcomes: np.ndarray) -> np.ndarray:
-    """y_q of stats.md 1.2 for every outcome (any shape), float64; not defined for MdR."""
+    """y_q of docs/statistics.md 1.2 for every outcome (any shape), float64; not defined for MdR."""
     x = np.asarray(outcomes, dtype=np.float64)
     if metric.outcome == CORRECT:
         return 100.0 * x

@@ -2,7 +2,7 @@
 
 Media: MP4s (H.264 + AAC) whose frame i is filled with the grey level `frame_code(i)` so sampling
 tests can tell which frames were taken; WAVs with soundfile. Models: tiny randomly initialised
-transformers encoders of every family, saved with save_pretrained into a directory (datasets.md 5).
+transformers encoders of every family, saved with save_pretrained into a directory (docs/datasets.md 5).
 """
 
 from __future__ import annotations

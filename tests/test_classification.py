@@ -31,6 +31,8 @@ NAMES = ("cat", "dog", "fish")
 class Cosine(Method):
     """Cosine similarity between the query modality and the single candidate modality."""
 
+    modality_counts = (1, None)  # evaluation only: never trained, so one modality is enough
+
     def similarity(self, query, candidates):
         (q,), (c,) = query.values(), candidates.values()
         return torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(c, dim=1).T

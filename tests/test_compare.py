@@ -1,4 +1,4 @@
-"""`compare`: the report of stats.md 7.4 and its refusals."""
+"""`compare`: the report of docs/statistics.md 7.4 and its refusals."""
 
 import numpy as np
 import pytest

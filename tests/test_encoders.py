@@ -142,7 +142,7 @@ def test_a_checkpoint_missing_parameters_is_refused(models, tmp_path):
 
 
 def test_hub_ids_fail_fast_offline():
-    """The guard of datasets.md 5: with HF_HUB_OFFLINE=1 loading by hub id raises OSError at once."""
+    """The guard of docs/datasets.md 5: with HF_HUB_OFFLINE=1 loading by hub id raises OSError at once."""
     from transformers import AutoConfig
 
     assert os.environ.get("HF_HUB_OFFLINE") == "1"

@@ -1,4 +1,4 @@
-"""Retrieval ranks, tie rule, chunking and metrics against hand-checked values (stats.md 9(e), methods.md 7.8)."""
+"""Retrieval ranks, tie rule, chunking and metrics against hand-checked values (docs/statistics.md 9; docs/protocol.md, Reference values)."""
 
 import numpy as np
 import pytest
@@ -51,7 +51,7 @@ def test_constant_scorer_scores_at_chance_not_perfect():
 
 
 def test_cosine_t2v_reference_with_tie():
-    # methods.md 7.8: caption 1 ties items 0 and 1 at 0.707107 -> pessimistic ranks (1, 2, 1), R@1 66.7
+    # reference batch (docs/protocol.md, Reference values): caption 1 ties items 0 and 1 at 0.707107 -> pessimistic ranks (1, 2, 1), R@1 66.7
     t = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]], dtype=torch.float64)
     v = torch.tensor([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 2, 0]], dtype=torch.float64)
     t, v = t / t.norm(dim=1, keepdim=True), v / v.norm(dim=1, keepdim=True)

@@ -1,4 +1,4 @@
-"""The four objectives against the hand-checked reference values of methods.md section 7 (float64)."""
+"""Every objective against hand-checked reference values on a written-out batch (docs/protocol.md, Reference values; float64)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def test_definitions():
 
 
 def test_pessimistic_ranks_from_scores_9e():
-    """stats.md 9(e): ties count against the method; other relevant candidates never count."""
+    """docs/statistics.md 9(e): ties count against the method; other relevant candidates never count."""
     torch = pytest.importorskip("torch")
     evaluation = pytest.importorskip("pmrl_bench.evaluate.retrieval")
     scores = torch.tensor([[0.75, 0.25, 0.5], [0.5, 0.5, 0.25], [0.5, 0.5, 0.5]])

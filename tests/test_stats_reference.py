@@ -1,4 +1,4 @@
-"""pmrl_bench.report.stats against the hand-checked reference values of spec/stats.md section 9."""
+"""pmrl_bench.report.stats against the hand-checked reference values of docs/statistics.md section 9."""
 
 import numpy as np
 import pytest

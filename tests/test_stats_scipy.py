@@ -60,7 +60,7 @@ def test_vectorised_over_metrics_and_comparisons():
 
 
 def test_one_seed_interval_close_to_bca():
-    """stats.md 4: with one seed the interval is the one-sample t-interval, close to BCa."""
+    """docs/statistics.md 4: with one seed the interval is the one-sample t-interval, close to BCa."""
     y = 100.0 * (np.random.default_rng(7).random(2000) < 0.455)
     ci = mean_interval(seed_query_parts(y[None]))
     lo, hi = ci.value - ci.half_width, ci.value + ci.half_width

@@ -33,7 +33,7 @@ Executor = Literal["slurm", "local", "debug"]
 DEFAULT_MAX_ARRAY_SIZE = 1001
 SCHEDULER_TIMEOUT_S = 30
 # scheduler states (sacct/squeue; local: RUNNING/FINISHED) grouped by what `status` reports
-# PREEMPTED: every job is submitted with --requeue, so a preempted job comes back (slurm.md 8, case e);
+# PREEMPTED: every job is submitted with --requeue, so a preempted job comes back (docs/protocol.md, Cluster runs);
 # counting it as ended would let a resubmission start a second job on the same run and checkpoint.
 PENDING_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
                             "CONFIGURING", "UNKNOWN", "PREEMPTED"})
@@ -105,7 +105,7 @@ def load_profile(name_or_path: str | None) -> Profile:
 
 
 def executor_parameters(profile: Profile, executor: Executor, name: str) -> dict[str, Any]:
-    """The submitit `update_parameters` keywords of a profile for one executor (slurm.md section 7)."""
+    """The submitit `update_parameters` keywords of a profile for one executor (docs/protocol.md, Cluster runs)."""
     params: dict[str, Any] = {"name": name, "timeout_min": profile.time_min, "cpus_per_task": profile.cpus_per_task}
     if profile.mem_gb is not None:
         params["mem_gb"] = profile.mem_gb

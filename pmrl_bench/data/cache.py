@@ -1,6 +1,6 @@
 """FeatureCache: checksummed safetensors files of encoded features, keyed by everything that changes the bytes.
 
-Layout (datasets.md 4.1), one entry per (dataset, split, modality, encoder, key):
+Layout (docs/datasets.md 4.1), one entry per (dataset, split, modality, encoder, key):
 
     <root>/<dataset>/<split>/<modality>/<encoder_slug>/<key[:16]>/
         embeddings.safetensors   "embeddings": [N, D]; header metadata repeats the key (and the ids up to 10k rows)

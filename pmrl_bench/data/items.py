@@ -1,4 +1,4 @@
-"""The one internal item model that every dataset adapter produces (datasets.md decision 1).
+"""The one internal item model that every dataset adapter produces (docs/datasets.md decision 1).
 
 An adapter turns a public annotation format into an `ItemSet`: the items of one split, each with
 its media references per modality and its captions in annotation order, plus the media that could

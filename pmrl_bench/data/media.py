@@ -1,4 +1,4 @@
-"""Media decoding without torchvision/torchaudio (datasets.md section 3): PyAV, soundfile, soxr, Pillow.
+"""Media decoding without torchvision/torchaudio (docs/datasets.md section 3): PyAV, soundfile, soxr, Pillow.
 
 Stable API (used by the encoders and by other adapters):
 
@@ -119,7 +119,7 @@ def _seek_frames(ref: MediaRef, k: int, rule: FrameRule) -> list[Any] | None:
 
 
 def sample_video_frames(ref: MediaRef, num_frames: int = 8, rule: FrameRule = "centre") -> list[Any]:
-    """`num_frames` RGB `PIL.Image` frames sampled uniformly over the whole video (datasets.md 2.3).
+    """`num_frames` RGB `PIL.Image` frames sampled uniformly over the whole video (docs/datasets.md 2.3).
 
     Short videos are decoded in full and indexed; videos of at least `SEEK_MIN_DURATION_S` seconds
     are sampled by seeking to the sample times, falling back to full decoding if a seek finds nothing.

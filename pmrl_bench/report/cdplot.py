@@ -1,4 +1,4 @@
-"""Critical-difference diagram of mean ranks (stats.md 6.4), drawn with matplotlib and written atomically."""
+"""Critical-difference diagram of mean ranks (docs/statistics.md 6.4), drawn with matplotlib and written atomically."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`compare`: the paired crossed-design test of two methods on one task and metric (stats.md 7.4)."""
+"""`compare`: the paired crossed-design test of two methods on one task and metric (docs/statistics.md 7.4)."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def _difference_lines(scope: Scope, a: Entity, b: Entity, mdef: MetricDef, est: 
 
 
 def compare_text(scope: Scope, a: Entity, b: Entity, mdef: MetricDef, n_resamples: int = N_RESAMPLES) -> str:
-    """The report of stats.md 7.4 for A vs B on one scope."""
+    """The report of docs/statistics.md 7.4 for A vs B on one scope."""
     samples = [scope.samples[a.key], scope.samples[b.key]]
     units = "queries" if scope.groups is None else "query groups"
     lines = [f"task {scope.task}, metric {scope.prefix}/{mdef.name} ({mdef.direction}), "

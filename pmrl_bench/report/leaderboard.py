@@ -1,4 +1,4 @@
-"""`leaderboard`: per-task significance-tested tables and the cross-task ranking, as Markdown (stats.md 7)."""
+"""`leaderboard`: per-task significance-tested tables and the cross-task ranking, as Markdown (docs/statistics.md 7)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _warn(message: str) -> None:
 
 
 def fmt_p(p: float) -> str:
-    """p-value as in stats.md 7.3: 3 significant digits, scientific below 0.001."""
+    """p-value as in docs/statistics.md 7.3: 3 significant digits, scientific below 0.001."""
     if p == 0:
         return "0"
     return f"{p:.1e}" if p < 0.001 else f"{p:.3g}"
@@ -233,7 +233,7 @@ def _queries_text(tt: TaskTable) -> str:
 
 
 def render_task_footnote(tt: TaskTable, correction: str) -> str:
-    """The footnote of stats.md 7.2 under one task table."""
+    """The footnote of docs/statistics.md 7.2 under one task table."""
     has_median = any(metric_def(split_metric(c)[1]).is_median for c in tt.cells)
     lines = ["Cells: mean over successful seeds ± half-width of the 95% CI (seed x query variance model, "
              "Student t, Welch-Satterthwaite df)."
@@ -318,7 +318,7 @@ class Ranking:
 
 
 def rank_methods(tables: list[TaskTable]) -> Ranking:
-    """Rank each task's primary metric (stats.md 6.1)."""
+    """Rank each task's primary metric (docs/statistics.md 6.1)."""
     picks = _picks(tables)
     tasks = sorted(picks)
     methods = sorted({m for p in picks.values() for m in p})
@@ -342,7 +342,7 @@ def _poi_text(rk: Ranking, x: str, n_resamples: int) -> str:
 
 
 def _ranking_text(rk: Ranking, poi: bool) -> str:
-    """The text under the cross-task table (stats.md 7.3)."""
+    """The text under the cross-task table (docs/statistics.md 7.3)."""
     n, k = len(rk.tasks), len(rk.methods)
     primaries = ", ".join(f"{rk.picks[t][rk.methods[0]].column} ({t})" for t in rk.tasks)
     text = [f"Mean rank of {primaries} over {n} task{'s' if n != 1 else ''} (1 = best, ties averaged)."]
@@ -376,7 +376,7 @@ def _ranking_text(rk: Ranking, poi: bool) -> str:
 
 
 def render_ranking(tables: list[TaskTable], poi: bool, cd_path: Path | None, n_resamples: int = N_RESAMPLES) -> str:
-    """Cross-task table, omnibus test, CD and the diagram link (stats.md 6 and 7.3)."""
+    """Cross-task table, omnibus test, CD and the diagram link (docs/statistics.md 6 and 7.3)."""
     rk = rank_methods(tables)
     if not rk.tasks:
         return "No task has results on its primary metric: no ranking."

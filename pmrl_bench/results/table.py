@@ -153,7 +153,7 @@ def _outcome_reasons(rec: RunResult) -> list[str]:
 
 
 def _metric_reasons(rec: RunResult) -> list[str]:
-    """Stored metrics recomputed from per_query (stats.md 1.2)."""
+    """Stored metrics recomputed from per_query (docs/statistics.md 1.2)."""
     reasons = []
     for key, stored in rec.metrics.items():
         prefix, name = split_metric(key)
@@ -272,7 +272,7 @@ class Entity:
 
     @property
     def key(self) -> str:
-        """Stream key '<method>@<config_hash>' (stats.md 3.1)."""
+        """Stream key '<method>@<config_hash>' (docs/statistics.md 3.1)."""
         return f"{self.method}@{self.config_hash}"
 
     @property

@@ -379,7 +379,7 @@ def leading_spectrum(
 ) -> tuple[Tensor, Tensor]:
     """(sigma [B, k] descending, u_1 [B, D]) of the stacked vectors z [B, k, D] (rows = modalities), never forming U.
 
-    Route (methods.md 1.11 P4, 1.12): G = Z Z^T (k x k), eigh, y_j = v_j^T Z, sigma_j = ||y_j||,
+    Route (docs/protocol.md, Methods and scores): G = Z Z^T (k x k), eigh, y_j = v_j^T Z, sigma_j = ||y_j||,
     u_1 = y_1 / sigma_1 (no sqrt of a rounded eigenvalue, so sigma_j = 0 comes out as ~1e-16, not
     ~1e-8). `sign_fix` orients u_1 by `canonical_sign`, else u_1 keeps the solver's sign.
 

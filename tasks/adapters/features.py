@@ -1,4 +1,4 @@
-"""Pre-extracted features as a first-class input (datasets.md section 4): no media, no encoders.
+"""Pre-extracted features as a first-class input (docs/datasets.md section 4): no media, no encoders.
 
 Two sources, per split and modality:
 

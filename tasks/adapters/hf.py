@@ -15,7 +15,7 @@ Task file example (AudioCaps with audio from a Hub mirror):
       media_dir: null                    # folder for columns that hold file names instead of bytes
 
 `--set data_dir=/path/to/local/copy` reads a local copy instead of the Hub id. Audio and video bytes are
-decoded by pmrl_bench.data.media (datasets 5 decodes them only through torchcodec, datasets.md decision 6).
+decoded by pmrl_bench.data.media (datasets 5 decodes them only through torchcodec, docs/datasets.md decision 6).
 """
 
 from __future__ import annotations

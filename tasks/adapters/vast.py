@@ -1,4 +1,4 @@
-"""VAST-family annotation JSON (the files PMRL and GRAM read, datasets.md 1.12) for any of their benchmarks."""
+"""VAST-family annotation JSON (the files PMRL and GRAM read, docs/datasets.md 1.12) for any of their benchmarks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Statistics protocol v1 (spec/stats.md): pure, vectorised functions of per-query outcomes."""
+"""Statistics protocol v1 (docs/statistics.md): pure, vectorised functions of per-query outcomes."""
 
 from pmrl_bench.report.stats.bootstrap import (
     BootstrapDraws,

@@ -1,4 +1,4 @@
-"""Best entity of a leaderboard column and the adjusted tests of the others against it (stats.md 5)."""
+"""Best entity of a leaderboard column and the adjusted tests of the others against it (docs/statistics.md 5)."""
 
 from __future__ import annotations
 

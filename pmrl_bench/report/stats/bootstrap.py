@@ -1,4 +1,4 @@
-"""Two-level (query x seed) bootstrap engine with the fixed streams of stats.md 3.1-3.3."""
+"""Two-level (query x seed) bootstrap engine with the fixed streams of docs/statistics.md 3.1-3.3."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def percentile_interval(draws: np.ndarray, level: float = 0.95) -> np.ndarray:
 
 
 def bootstrap_p(delta: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """Two-sided bootstrap p of stats.md 3.2 from replicates of a difference (axis 0 = resamples)."""
+    """Two-sided bootstrap p of docs/statistics.md 3.2 from replicates of a difference (axis 0 = resamples)."""
     r = delta.shape[0]
     tol = 1e-12 * max(1.0, scale)
     le = (delta <= tol).sum(axis=0)

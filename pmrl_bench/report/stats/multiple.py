@@ -1,4 +1,4 @@
-"""Multiple-testing adjustment within one column's family of comparisons (stats.md 5)."""
+"""Multiple-testing adjustment within one column's family of comparisons (docs/statistics.md 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-query outcomes grouped into independent units (stats.md 1.2); the metrics themselves live in pmrl_bench.metrics."""
+"""Per-query outcomes grouped into independent units (docs/statistics.md 1.2); the metrics themselves live in pmrl_bench.metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Crossed-design (seed x query) paired t-test and the one-method t-interval (stats.md 2 and 4)."""
+"""Crossed-design (seed x query) paired t-test and the one-method t-interval (docs/statistics.md 2 and 4)."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def crossed_t_tests(ref: SeedQueryParts, others: Sequence[SeedQueryParts], level
 
 
 def crossed_t_test(a: SeedQueryParts, b: SeedQueryParts, level: float = LEVEL) -> TTest:
-    """Paired crossed-design t-test of A minus B (stats.md 2.2)."""
+    """Paired crossed-design t-test of A minus B (docs/statistics.md 2.2)."""
     res = crossed_t_tests(a, [b], level)
     return TTest(*(getattr(res, f)[0] for f in TTest.__dataclass_fields__))
 
@@ -118,7 +118,7 @@ class Interval:
 
 
 def mean_interval(parts: SeedQueryParts, level: float = LEVEL) -> Interval:
-    """One method's value -/+ t(nu_1) sqrt(V_1), V_1 = var(ybar)/N + V_m (stats.md 4)."""
+    """One method's value -/+ t(nu_1) sqrt(V_1), V_1 = var(ybar)/N + V_m (docs/statistics.md 4)."""
     v_q = parts.unit_mean.var(axis=0, ddof=1) / parts.n_units
     v = v_q + parts.seed_var
     nu = _satterthwaite([(v_q, np.float64(parts.n_units - 1)), (parts.seed_var, np.float64(parts.n_seeds - 1))])
@@ -128,7 +128,7 @@ def mean_interval(parts: SeedQueryParts, level: float = LEVEL) -> Interval:
 
 
 def query_only_interval(d: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
-    """delta -/+ t(N-1) sd(D)/sqrt(N) from seed-averaged differences D (one-seed case, stats.md 2.5)."""
+    """delta -/+ t(N-1) sd(D)/sqrt(N) from seed-averaged differences D (one-seed case, docs/statistics.md 2.5)."""
     d = np.asarray(d, dtype=np.float64)
     n = d.shape[0]
     delta = float(d.mean())

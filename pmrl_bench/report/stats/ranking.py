@@ -1,4 +1,4 @@
-"""Ranking across tasks: mean ranks, Friedman / Iman-Davenport, Nemenyi CD, cliques, PoI (stats.md 6)."""
+"""Ranking across tasks: mean ranks, Friedman / Iman-Davenport, Nemenyi CD, cliques, PoI (docs/statistics.md 6)."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def probability_of_improvement(
     n_resamples: int = N_RESAMPLES,
     seed: int = STATS_SEED,
 ) -> PoI:
-    """P(X > Y) over per-seed scores (higher is better) per task, averaged over tasks (stats.md 6.5)."""
+    """P(X > Y) over per-seed scores (higher is better) per task, averaged over tasks (docs/statistics.md 6.5)."""
     points, draws = [], []
     for xs, ys, task, kx, ky in zip(x, y, tasks, x_keys, y_keys, strict=True):
         xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Paired sign-flip randomisation test on per-query differences (one-seed fallback, stats.md 3.4)."""
+"""Paired sign-flip randomisation test on per-query differences (one-seed fallback, docs/statistics.md 3.4)."""
 
 from __future__ import annotations
 

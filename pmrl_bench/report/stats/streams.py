@@ -1,4 +1,4 @@
-"""The fixed random streams of stats.md 3.1 and turning drawn indices into counts."""
+"""The fixed random streams of docs/statistics.md 3.1 and turning drawn indices into counts."""
 
 from __future__ import annotations
 
