@@ -40,7 +40,8 @@ def evaluate(
     to values as `--set` does (e.g. {"epochs": 5, "tau1": 0.1}). With `results_dir`, a run whose record
     exists is read back, not re-run (unless `force`).
     """
-    from pmrl_bench.runner import RunRequest, execute
+    from pmrl_bench.plan import RunRequest
+    from pmrl_bench.runner import execute
 
     name = method if isinstance(method, str) else getattr(method, "name", "")
     if not name:
