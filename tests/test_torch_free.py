@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from pmrl_bench.paths import METHODS_DIR, ROOT
-from pmrl_bench.registry import _literal_defaults, _scan, get_method, method_defaults
+from pmrl_bench.paths import ROOT
+from pmrl_bench.registry import _literal_defaults, get_method, method_defaults, scanned
 from tests.records_factory import simulated_ranks, write
 
 # Runs the verbs in order in one interpreter and prints {verb: [exit code, torch imported after it]}. Sweep
@@ -60,7 +60,7 @@ def test_planning_and_reporting_verbs_import_no_torch(tmp_path: Path) -> None:
 
 
 def test_literal_defaults_read_from_the_syntax_tree_equal_the_imported_classes() -> None:
-    for name, (path, _) in _scan(METHODS_DIR, "register_method").items():
-        literal = _literal_defaults(path, name)
+    for name, entry in scanned("method").items():
+        literal = _literal_defaults(entry.path, name)
         assert literal is not None and literal == get_method(name).defaults, name
         assert method_defaults(name) == literal
