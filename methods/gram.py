@@ -64,10 +64,11 @@ class GRAM(Method):
         logits = -vol / self.temperature.to(vol.dtype)
         target = torch.arange(vol.shape[0], device=vol.device)
         smooth = self.params["label_smoothing"]
-        return 0.5 * (
-            F.cross_entropy(logits, target, label_smoothing=smooth)
-            + F.cross_entropy(logits.T, target, label_smoothing=smooth)
-        )
+        rows = F.cross_entropy(logits, target, label_smoothing=smooth)
+        cols = F.cross_entropy(logits.T, target, label_smoothing=smooth)
+        self.last_terms = {"L_anchor2tuple": rows.detach(), "L_tuple2anchor": cols.detach(),
+                           "positive_volume": vol.detach().diagonal().mean()}
+        return 0.5 * (rows + cols)
 
     def similarity(self, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
         """Minus the Gram volume of (query_i, candidate_j's modalities)."""

@@ -55,7 +55,7 @@ class PMRL(Method):
                 raise BenchError(f"pmrl {key} must be > 0, got {p[key]!r}")
         if p["lambda_inter"] < 0:
             raise BenchError(f"pmrl lambda_inter must be >= 0, got {p['lambda_inter']!r}")
-        self._last: dict[str, Tensor] = {}
+        self._sigma1 = torch.tensor(float("nan"))
 
     def loss(self, z: dict[str, Tensor]) -> Tensor:
         """L_intra + lambda_inter * L_inter on the batch (text first in the sign rule; else the first modality)."""
@@ -64,7 +64,8 @@ class PMRL(Method):
         text = names.index("text") if "text" in names else 0
         sigma, u1 = leading_spectrum(stacked, self.params["sign_fix"], text, self.params["gap_eps"])
         intra, inter = pmrl_terms(sigma, u1, self.params["tau1"], self.params["tau2"])
-        self._last = {"sigma1": sigma[:, 0].detach().mean(), "intra": intra.detach(), "inter": inter.detach()}
+        self._sigma1 = sigma[:, 0].detach().mean()
+        self.last_terms = {"L_intra": intra.detach(), "L_inter": inter.detach()}
         return intra + self.params["lambda_inter"] * inter
 
     def similarity(self, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
@@ -89,5 +90,5 @@ class PMRL(Method):
 
     @torch.no_grad()
     def diagnostics(self) -> dict[str, float]:
-        """Mean sigma_1 and the two loss terms of the last batch."""
-        return {k: float(v) for k, v in self._last.items()}
+        """Mean sigma_1 of the last batch."""
+        return {"sigma1": float(self._sigma1)}

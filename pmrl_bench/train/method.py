@@ -16,7 +16,8 @@ class Method(nn.Module):
 
     `z[m]` are the raw `[B, D]` outputs of the shared projection head of modality `m` for the same B
     instances (not normalised: each method normalises as its formula needs). `defaults` lists every
-    hyper-parameter the method accepts; each is settable with `--set key=value`.
+    hyper-parameter the method accepts; each is settable with `--set key=value`. `last_terms` holds the
+    named loss terms of the last batch (detached scalars), which the training curve averages per epoch.
     """
 
     name: ClassVar[str] = ""
@@ -29,9 +30,10 @@ class Method(nn.Module):
                 raise unknown_name(f"parameter of method {self.name!r}:", key, self.defaults)
         self.modalities = list(modalities)
         self.params: dict[str, Any] = {**self.defaults, **params}
+        self.last_terms: dict[str, Tensor] = {}
 
     def loss(self, z: dict[str, Tensor]) -> Tensor:
-        """Scalar training loss for one batch of projected embeddings."""
+        """Scalar training loss for one batch; may set `last_terms` (detached scalars: its loss terms)."""
         raise NotImplementedError
 
     def similarity(self, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
@@ -44,5 +46,5 @@ class Method(nn.Module):
 
     @torch.no_grad()
     def diagnostics(self) -> dict[str, float]:
-        """Learned scalars worth logging (temperatures); empty by default."""
+        """Learned or batch scalars worth logging (temperatures, sigma_1); empty by default."""
         return {}
