@@ -35,6 +35,7 @@ class GRAM(Method):
         "label_smoothing": 0.1,
         "eps": 1e-8,
     }
+    search_space = {"temperature": [0.03, 0.07, 0.1], "label_smoothing": [0.0, 0.1]}
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__(modalities, **params)

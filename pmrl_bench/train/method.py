@@ -16,12 +16,15 @@ class Method(nn.Module):
 
     `z[m]` are the raw `[B, D]` outputs of the shared projection head of modality `m` for the same B
     instances (not normalised: each method normalises as its formula needs). `defaults` lists every
-    hyper-parameter the method accepts; each is settable with `--set key=value`. `last_terms` holds the
+    hyper-parameter the method accepts; each is settable with `--set key=value`; `search_space` is what
+    `tune` tries on validation (`pmrl_bench.tune`). `last_terms` holds the
     named loss terms of the last batch (detached scalars), which the training curve averages per epoch.
     """
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    search_space: ClassVar[dict[str, list[Any]]] = {}
+    """Values `tune` tries (parameter -> values; the product has at most 12 configurations)."""
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__()
