@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from pmrl_bench.runner import RunRequest, execute
+from pmrl_bench.plan import RunRequest
+from pmrl_bench.runner import execute
 
 
 def timed(method: str, select: str, seed: int) -> tuple[float, float]:

@@ -79,8 +79,8 @@ class TunePlan:
 
     def choose(self) -> dict[str, Any] | None:
         """The `selection` of the winner, or None while a selection run has no ok record."""
-        from pmrl_bench.results.record import read_result
         from pmrl_bench.plan import plan_run
+        from pmrl_bench.results.record import read_result
 
         reqs, k = self.selection_requests(), len(self.selection_seeds)
         scores = []

@@ -11,8 +11,9 @@ from pmrl_bench.config import config_label, resolve_config, run_id
 from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
 from pmrl_bench.data.validation import carve_validation
 from pmrl_bench.errors import BenchError
+from pmrl_bench.plan import RunRequest
 from pmrl_bench.results.record import RunResult
-from pmrl_bench.runner import RunRequest, execute
+from pmrl_bench.runner import execute
 from pmrl_bench.task import load_task
 from pmrl_bench.train.curve import pair_cosines, probe_rows
 from pmrl_bench.train.heads import ProjectionHeads

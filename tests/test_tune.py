@@ -11,8 +11,8 @@ import pmrl_bench.registry as registry
 from pmrl_bench.cli import main
 from pmrl_bench.cluster.sweep import load_sweep, plan_sweep
 from pmrl_bench.errors import BenchError
+from pmrl_bench.plan import plan_run
 from pmrl_bench.results.record import RunResult, read_result, write_result
-from pmrl_bench.runner import plan_run
 from pmrl_bench.tune import MAX_CONFIGS, configurations, make_plan, search_space, space_hash
 from tests.helpers import SMALL
 
