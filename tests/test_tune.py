@@ -131,3 +131,19 @@ def test_tune_sweep_plans_selection_then_finals(tmp_path, capsys):
 def test_make_plan_refuses_no_seeds(tmp_path):
     with pytest.raises(BenchError, match="at least one selection seed"):
         make_plan("clip", "synthetic", [], [], [0], str(tmp_path))
+
+
+def test_debug_tune_sweep_runs_both_stages_in_one_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(registry.get_method("gram"), "search_space", {"temperature": [0.05, 0.2]})
+    body = {"methods": ["gram"], "tasks": ["synthetic"], "seeds": [1], "set": {**dict(SMALL), "epochs": 2},
+            "executor": "debug", "results_dir": str(tmp_path / "results"), "logs_dir": str(tmp_path / "logs"),
+            "tune": True}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    assert main(["sweep", str(path)]) == 0
+    assert "selection done: submitting the final seeds" in capsys.readouterr().out
+    records = [read_result(p) for p in sorted((tmp_path / "results").rglob("*.json"))]
+    (final,) = [r for r in records if r.selection]
+    assert len(records) == 3 and final.seed == 1 and final.selection["n_configs"] == 2
+    assert main(["sweep", str(path)]) == 0
+    assert "nothing to submit" in capsys.readouterr().out  # skip-done: both stages are done
