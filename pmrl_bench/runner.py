@@ -78,10 +78,11 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
 
     t0 = time.perf_counter()
     train_feats = load_features(planned, "train", req.device)
-    val_feats = load_features(planned, "val", req.device)
+    val_feats = None if spec.kind == "qa" else load_features(planned, "val", req.device)  # QA: no validation yet
     test_feats = load_features(planned, "test", req.device)
     if req.limit is not None:
-        train_feats, val_feats, test_feats = (first_items(f, req.limit) for f in (train_feats, val_feats, test_feats))
+        train_feats, test_feats = first_items(train_feats, req.limit), first_items(test_feats, req.limit)
+        val_feats = None if val_feats is None else first_items(val_feats, req.limit)
     encode_s = time.perf_counter() - t0
 
     env = environment(req.device)
@@ -105,7 +106,7 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
         config_label=config_label(spec, req.method, config),
     )
     protocol: dict[str, Any] = {
-        "train": train_feats.info, "val": {**val_feats.info, "n_items": val_feats.n_items}, "test": test_feats.info, "caption_policy": {
+        "train": train_feats.info, "test": test_feats.info, "caption_policy": {
             role: feats.info.get("caption_policy", spec.caption_policy.get(role))
             for role, feats in (("train", train_feats), ("test", test_feats))
         },
@@ -119,11 +120,14 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
                 p: v["n_queries"] for p, v in out.protocol.items() if isinstance(v, dict) and "n_queries" in v})
             return out.metrics[spec.primary_metric]
 
+        if val_feats is not None:
+            protocol["val"] = {**val_feats.info, "n_items": val_feats.n_items}
         outcome = train(method, heads, train_feats, tcfg, req.seed, rid, req.device, ckpt, label=label,
-                        val_score=val_score)
+                        val_score=None if val_feats is None else val_score)
         timing.update(train_s=outcome.train_s, val_s=outcome.val_s)
         protocol.update(train_steps=outcome.steps, resumed_from_epoch=outcome.resumed_from_epoch)
-        protocol["select"] = {"rule": tcfg["select"], "metric": spec.primary_metric, "val_score": outcome.val_score,
+        rule = tcfg["select"] if val_feats is not None else "last (QA tasks have no validation split yet)"
+        protocol["select"] = {"rule": rule, "metric": spec.primary_metric, "val_score": outcome.val_score,
                               "selected_epoch": outcome.selected_epoch}
         base.update(train_curve=outcome.curve, selected_epoch=outcome.selected_epoch)
         t1 = time.perf_counter()
