@@ -17,7 +17,6 @@ from pmrl_bench.toolkit import (
     gram_volume,
     present_modalities,
     register_method,
-    symmetric_cross_entropy,
     unit,
 )
 
@@ -46,6 +45,7 @@ class GRAM(Method):
         "eps": 1e-8,
         "score": "neg_volume",
     }
+    search_space = {"temperature": [0.03, 0.07, 0.1], "label_smoothing": [0.0, 0.1]}
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__(modalities, **params)
@@ -74,7 +74,10 @@ class GRAM(Method):
         vol = gram_volume(unit(z[anchor]), [unit(z[m]) for m in names if m != anchor], self.params["eps"])
         with torch.no_grad():
             self.temperature.clamp_(min=self.params["min_temperature"])
-        return symmetric_cross_entropy(-vol / self.temperature.to(vol.dtype), self.params["label_smoothing"])
+        rows, cols = directional_cross_entropy(-vol / self.temperature.to(vol.dtype), self.params["label_smoothing"])
+        self.last_terms = {"L_anchor2tuple": rows.detach(), "L_tuple2anchor": cols.detach(),
+                           "positive_volume": vol.detach().diagonal().mean()}
+        return 0.5 * (rows + cols)
 
     def score_with(self, score: str, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
         """Minus the Gram volume of (query_i, candidate_j's modalities), or their mean cosine."""

@@ -18,6 +18,7 @@ EPILOG = """examples:
   python -m pmrl_bench list methods
   python -m pmrl_bench run --method pmrl                      # embedded synthetic task, seed 0
   python -m pmrl_bench run --method gram --task synthetic --seeds 0 1 2 --set epochs=5
+  python -m pmrl_bench tune --method pmrl --seeds 0 1 2 3 4          # pick on validation, then 5 final seeds
   python -m pmrl_bench leaderboard                            # regenerate results/LEADERBOARD.md
   python -m pmrl_bench compare --task synthetic --methods pmrl gram
   python -m pmrl_bench sweep slurm/sweeps/synthetic.yaml --executor local --dry-run
@@ -27,6 +28,7 @@ EPILOG = """examples:
 HANDLERS = {
     "list": "pmrl_bench.cli:cmd_list",
     "run": "pmrl_bench.runner:cli_run",
+    "tune": "pmrl_bench.tune:cli_tune",
     "sweep": "pmrl_bench.cluster.sweep:cli_sweep",
     "status": "pmrl_bench.cluster.sweep:cli_status",
     "leaderboard": "pmrl_bench.report.leaderboard:cli_leaderboard",
@@ -117,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-run even if a result with this run_id exists")
     p.add_argument("--limit", type=_positive, default=None, metavar="N",
                    help="quick check on the first N items of each split (record marked limited, not on leaderboards)")
+
+    p = sub.add_parser("tune", parents=[plug], help="tune a method on validation (its declared search space), then run final seeds")
+    p.add_argument("--method", required=True, help="registered method name (see `list methods`)")
+    p.add_argument("--task", type=_nonempty, default=None, help="task name (default: the embedded synthetic task)")
+    p.add_argument("--seeds", type=_seed, nargs="+", default=[0], help="final seeds, run with the chosen configuration")
+    p.add_argument("--selection-seeds", type=_seed, nargs="+", default=[0], help="seeds of the selection runs")
+    p.add_argument("--results-dir", type=_nonempty, default="results")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting kept fixed for every configuration (not a tuned parameter)")
 
     p = sub.add_parser("sweep", parents=[plug], help="run a grid of runs locally or as SLURM job arrays (submit and exit)")
     p.add_argument("sweep_file")

@@ -13,14 +13,24 @@ from pydantic import ValidationError
 from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.registry import method_defaults, method_names
 from pmrl_bench.safeio import YamlSyntaxError, load_yaml
-from pmrl_bench.task import EvaluationConfig, TaskSpec, TrainConfig, check_evaluation, load_task
+from pmrl_bench.task import (
+    EvaluationConfig,
+    TaskSpec,
+    TrainConfig,
+    ValidationSpec,
+    check_evaluation,
+    load_task,
+)
 
 SECTIONS = {
     "method": "method_params", "train": "train", "data": "data", "encoders": "encoders", "evaluation": "evaluation",
+    "validation": "validation",
 }
 # Keys that say where things are, not what is computed: left out of run_id and config_hash.
 NON_IDENTITY_DATA_KEYS = frozenset({"data_dir", "features_root", "cache_dir"})
 NON_IDENTITY_ENCODER_KEYS = frozenset({"batch_size", "device", "decode_workers"})
+# Training keys that only change what is reported (the curve's probe), never the trained state or the scores.
+NON_IDENTITY_TRAIN_KEYS = frozenset({"curve_subset"})
 
 
 def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
@@ -119,6 +129,7 @@ def resolve_config(task: str | TaskSpec, method: str, overrides: list[tuple[str,
         "data": copy.deepcopy(dict(spec.adapter_args)),
         "encoders": copy.deepcopy(dict(spec.encoders)),
         "evaluation": spec.evaluation.model_dump(),
+        "validation": spec.validation.model_dump(),
     }
     for key, value in overrides:
         apply_override(config, key, value)
@@ -128,6 +139,11 @@ def resolve_config(task: str | TaskSpec, method: str, overrides: list[tuple[str,
         except ValidationError as exc:
             err = exc.errors()[0]
             raise BenchError(f"--set {section}.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    try:
+        config["validation"] = ValidationSpec.model_validate(config["validation"]).model_dump()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BenchError(f"validation.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     check_regimes(spec, config)
     return config
 
@@ -153,6 +169,18 @@ def check_regimes(spec: TaskSpec, config: dict[str, Any]) -> None:
         raise BenchError(f"--set evaluation.{exc}") from None
 
 
+def config_label(spec: TaskSpec, method: str, config: dict[str, Any]) -> str:
+    """The settings that differ from the method's and the task's defaults ('tau1=0.5, tau2=0.03'; '' = defaults)."""
+    base = resolve_config(spec, method)
+    parts = [f"{k}={v}" for k, v in config["method_params"].items() if v != base["method_params"].get(k)]
+    for section, prefix in (("train", ""), ("validation", "validation."), ("data", "data.")):
+        parts += [
+            f"{prefix}{k}={v}" for k, v in config[section].items()
+            if v != base[section].get(k) and k not in NON_IDENTITY_TRAIN_KEYS | NON_IDENTITY_DATA_KEYS
+        ]
+    return ", ".join(parts)
+
+
 def identity(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a config that determines the outcome (locations and batch sizes of encoders left out).
 
@@ -165,8 +193,11 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
             name: {k: v for k, v in enc.items() if k not in NON_IDENTITY_ENCODER_KEYS} if isinstance(enc, dict) else enc
             for name, enc in config["encoders"].items()
         }
-    if config.get("train", {}).get("warm_start", "") is None:
-        ident["train"] = {k: v for k, v in config["train"].items() if k != "warm_start"}
+    if "train" in config:
+        ident["train"] = {
+            k: v for k, v in config["train"].items()
+            if k not in NON_IDENTITY_TRAIN_KEYS and not (k == "warm_start" and v is None)
+        }
     if "evaluation" in config and all(v is None for v in config["evaluation"].values()):
         del ident["evaluation"]
     return ident

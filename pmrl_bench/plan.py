@@ -33,6 +33,11 @@ class RunRequest(BaseModel):
     force: bool = False
     provenance: dict[str, Any] = {}
     limit: int | None = None
+    selection: dict[str, Any] | None = None
+    """Set on the final runs of `tune`: how the configuration was chosen (see `pmrl_bench.tune`)."""
+
+
+SELECTION_IDENTITY = ("space_hash", "seeds", "rule")
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ def plan_run(req: RunRequest) -> PlannedRun:
     config = resolve_config(spec, req.method, req.overrides)
     if req.limit is not None:  # part of the identity: a quick check never takes the place of the full run
         config["limit"] = req.limit
+    if req.selection is not None:  # a tuned run is its own entity: the same settings chosen by hand are another
+        config["selection"] = {k: req.selection[k] for k in SELECTION_IDENTITY}
     rid = run_id(config, req.seed)
     path = result_path(Path(req.results_dir), spec.name, req.method, rid)
     state, reason = existing_state(path)

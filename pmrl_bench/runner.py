@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from pmrl_bench.config import parse_overrides
+from pmrl_bench.config import config_label, parse_overrides
 from pmrl_bench.data.features import SplitFeatures, first_items
 from pmrl_bench.errors import BenchError, EnvironmentFailure
 from pmrl_bench.plan import PlannedRun, RunRequest, check_results_dir, checkpoint_path, plan_run
@@ -41,7 +41,7 @@ def _load_split_cached(task: str, data_key: str, role: str, device: str) -> Spli
 
 def load_features(planned: PlannedRun, role: str, device: str) -> SplitFeatures:
     """Features of one split, shared across the runs of one process (seeds, methods) with the same data."""
-    data = {"data": planned.config["data"], "encoders": planned.config["encoders"]}
+    data = {k: planned.config[k] for k in ("data", "encoders", "validation")}
     return _load_split_cached(planned.spec.name, json.dumps(data, sort_keys=True), role, device)
 
 
@@ -58,7 +58,7 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     """
     from pmrl_bench.env import environment
     from pmrl_bench.evaluate.rerank import check_k
-    from pmrl_bench.evaluate.retrieval import evaluate
+    from pmrl_bench.evaluate.retrieval import evaluate, evaluate_primary
     from pmrl_bench.registry import get_method
     from pmrl_bench.train.heads import ProjectionHeads
     from pmrl_bench.train.trainer import NonFiniteLoss, train
@@ -80,9 +80,11 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
 
     t0 = time.perf_counter()
     train_feats = load_features(planned, "train", req.device)
+    val_feats = None if spec.kind == "qa" else load_features(planned, "val", req.device)  # QA: no validation yet
     test_feats = load_features(planned, "test", req.device)
     if req.limit is not None:
         train_feats, test_feats = first_items(train_feats, req.limit), first_items(test_feats, req.limit)
+        val_feats = None if val_feats is None else first_items(val_feats, req.limit)
     encode_s = time.perf_counter() - t0
     check_k(config["evaluation"]["rerank"], test_feats.n_items)
 
@@ -103,7 +105,8 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
 
     base = dict(
         run_id=rid, config_hash=planned.config_hash, method=req.method, task=spec.name, seed=req.seed,
-        config=config, env=env, task_meta=spec.meta(), limited=req.limit is not None,
+        config=config, env=env, task_meta=spec.meta(), limited=req.limit is not None, selection=req.selection,
+        config_label=config_label(spec, req.method, config),
     )
     protocol: dict[str, Any] = {
         "train": train_feats.info, "test": test_feats.info, "caption_policy": {
@@ -114,14 +117,30 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     }
     timing: dict[str, float] = {"encode_s": encode_s}
     try:
+        def val_score() -> float:
+            out = evaluate_primary(spec, method, heads, train_feats, val_feats, req.seed, req.device)
+            protocol["val"].update(eval_set=out.eval_set, n_queries={
+                p: v["n_queries"] for p, v in out.protocol.items() if isinstance(v, dict) and "n_queries" in v})
+            return out.metrics[spec.primary_metric]
+
+        if val_feats is not None:
+            protocol["val"] = {**val_feats.info, "n_items": val_feats.n_items}
         if tcfg["warm_start"] is not None:
             warm, warm_out = run_warm_start(spec.modalities, heads, train_feats, tcfg, req.seed, rid, req.device,
                                             ckpt, label=label)
             warm_eval = evaluate(spec, warm, heads, train_feats, test_feats, req.seed, req.device)
             protocol["warm_start"] = {**tcfg["warm_start"], "steps": warm_out.steps, "test_metrics": warm_eval.metrics}
-        outcome = train(method, heads, train_feats, method_phase(tcfg), req.seed, rid, req.device, ckpt, label=label)
-        timing["train_s"] = outcome.train_s
+            if val_feats is not None:
+                warm_val = evaluate_primary(spec, warm, heads, train_feats, val_feats, req.seed, req.device)
+                protocol["warm_start"]["val_metrics"] = warm_val.metrics
+        outcome = train(method, heads, train_feats, method_phase(tcfg), req.seed, rid, req.device, ckpt, label=label,
+                        val_score=None if val_feats is None else val_score)
+        timing.update(train_s=outcome.train_s, val_s=outcome.val_s)
         protocol.update(train_steps=outcome.steps, resumed_from_epoch=outcome.resumed_from_epoch)
+        rule = tcfg["select"] if val_feats is not None else "last (QA tasks have no validation split yet)"
+        protocol["select"] = {"rule": rule, "metric": spec.primary_metric, "val_score": outcome.val_score,
+                              "selected_epoch": outcome.selected_epoch}
+        base.update(train_curve=outcome.curve, selected_epoch=outcome.selected_epoch)
         t1 = time.perf_counter()
         out = evaluate(spec, method, heads, train_feats, test_feats, req.seed, req.device, config["evaluation"])
         timing["eval_s"] = time.perf_counter() - t1

@@ -62,6 +62,10 @@ class TrainConfig(_Strict):
     head_layers: int = Field(2, ge=1, le=64)
     dropout: float = Field(0.0, ge=0, lt=1)
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps (smoke runs)")
+    select: Literal["best_val", "last"] = Field(
+        "best_val", description="test the epoch with the best validation primary metric (ties: earlier), or the last"
+    )
+    curve_subset: int = Field(512, ge=2, description="train items whose cross-modal cosines the curve reports")
     warm_start: WarmStart | None = Field(None, description="shared warm-start phase (pre-aligned regime); off by default")
 
     @field_validator("warm_start", mode="before")
@@ -106,6 +110,14 @@ class EvaluationConfig(_Strict):
     @classmethod
     def _switch(cls, value: Any) -> Any:
         return switch(value)
+
+
+class ValidationSpec(_Strict):
+    """Where a task's validation split comes from: the dataset's own split, else a grouped fraction of train."""
+
+    split: str | None = Field(None, description="the adapter's own validation split; None: carve it out of train")
+    fraction: float = Field(0.1, gt=0, le=0.5, description="share of train items (groups) carved out as validation")
+    seed: int = Field(0, ge=0, description="seed of the carve")
 
 
 class RetrievalDirection(_Strict):
@@ -159,6 +171,7 @@ class TaskSpec(_Strict):
     adapter: str
     adapter_args: dict[str, Any] = {}
     splits: dict[str, str] = {"train": "train", "test": "test"}
+    validation: ValidationSpec = ValidationSpec()
     caption_policy: dict[str, Literal["all", "first", "paragraph"]] = {"train": "all", "test": "all"}
     encoders: dict[str, dict[str, Any]] = {}
     retrieval: list[RetrievalDirection] = []

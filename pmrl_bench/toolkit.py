@@ -10,7 +10,7 @@ use themselves:
 * Small Gram matrices in closed form: `gram_volume` (sqrt det), `top_singular_value` (sqrt of the largest
   eigenvalue), `leading_spectrum` (all singular values and u_1 with a guarded backward), `cosine_mean`.
 * InfoNCE: `symmetric_info_nce` (modality pairs of a stack), `symmetric_cross_entropy` (any square score
-  matrix with diagonal positives), `LogitScale` (CLIP's capped learnable temperature).
+  matrix with diagonal positives; `directional_cross_entropy` gives its two directions), `LogitScale` (CLIP's capped learnable temperature).
 """
 
 from pmrl_bench.registry import register_method
@@ -18,6 +18,7 @@ from pmrl_bench.train.losses import (
     LogitScale,
     anchor_and_tuple,
     cosine_mean,
+    directional_cross_entropy,
     gram_volume,
     leading_spectrum,
     present_modalities,
@@ -34,6 +35,7 @@ __all__ = [
     "Method",
     "anchor_and_tuple",
     "cosine_mean",
+    "directional_cross_entropy",
     "gram_volume",
     "leading_spectrum",
     "present_modalities",

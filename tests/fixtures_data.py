@@ -234,23 +234,24 @@ def make_msrvtt(root: Path) -> Path:
 
 def make_didemo(root: Path) -> Path:
     """LocalizingMoments files; videos stored as transcoded <stem>.mp4 while the annotation names .mov/.avi."""
-    names = ["1234@N00_111_aaa.mov", "5678@N01_222_bbb.avi", "9012@N02_333_ccc.mp4", "3456@N03_444_ddd.mov"]
-    for split, chosen in (("train", names[:2]), ("test", names[2:])):
+    names = ["1234@N00_111_aaa.mov", "5678@N01_222_bbb.avi", "9012@N02_333_ccc.mp4", "3456@N03_444_ddd.mov",
+             "7890@N04_555_eee.mov"]
+    for split, chosen in (("train", names[:2]), ("test", names[2:4]), ("val", names[4:])):
         moments = [{"annotation_id": 10 * i + k, "description": caption(10 * i + k), "video": v,
                     "times": [[k, k], [k, k + 1]], "num_segments": 6, "dl_link": "https://flickr.com/x"}
                    for i, v in enumerate(chosen) for k in range(2)]
         root.mkdir(parents=True, exist_ok=True)
         (root / f"{split}_data.json").write_text(json.dumps(moments))
         (root / f"{split}_list.txt").write_text("\n".join(chosen) + "\n")
-    for i, v in enumerate(names[:3]):  # ddd missing
+    for i, v in enumerate([*names[:3], names[4]]):  # ddd missing
         write_mp4(root / "videos" / (Path(v).stem + ".mp4"), seed=i)
     return root
 
 
 def make_activitynet(root: Path) -> Path:
     """train.json / val_1.json keyed by v_<id>; media without the prefix, one with it, one missing."""
-    ids = ["v_AAAAAAAAAAA", "v_BBBBBBBBBBB", "v_CCCCCCCCCCC", "v_DDDDDDDDDDD", "v_EEEEEEEEEEE"]
-    for split, chosen in (("train", ids[:2]), ("val_1", ids[2:])):
+    ids = ["v_AAAAAAAAAAA", "v_BBBBBBBBBBB", "v_CCCCCCCCCCC", "v_DDDDDDDDDDD", "v_EEEEEEEEEEE", "v_FFFFFFFFFFF"]
+    for split, chosen in (("train", ids[:2]), ("val_1", ids[2:5]), ("val_2", ids[5:])):
         ann = {v: {"duration": 2.0, "timestamps": [[0.0, 1.0], [1.0, 2.0]],
                    "sentences": [" " + caption(10 * i) + ". ", caption(10 * i + 1) + "."]} for i, v in enumerate(chosen)}
         root.mkdir(parents=True, exist_ok=True)
@@ -259,6 +260,7 @@ def make_activitynet(root: Path) -> Path:
     write_mp4(root / "videos" / "v_BBBBBBBBBBB.mp4", seed=1)
     write_mp4(root / "videos" / "CCCCCCCCCCC.mp4", seed=2)
     write_mp4(root / "videos" / "DDDDDDDDDDD.mkv", container_format="matroska", seed=3)
+    write_mp4(root / "videos" / "FFFFFFFFFFF.mp4", seed=5)
     return root
 
 
@@ -273,7 +275,7 @@ def make_vatex(root: Path) -> Path:
     (root / "vatex_training_v1.0.json").write_text(json.dumps(train))
     (root / "vatex_validation_v1.0.json").write_text(json.dumps(val, ensure_ascii=False))
     (root / "hgr_test_ids.txt").write_text("\n".join(clip(k) for k in (3, 4, 5)) + "\n")
-    for k in range(6):
+    for k in range(7):  # 6: the validation clip outside the HGR test list
         write_mp4(root / "videos" / f"{clip(k)}.mp4", seed=k)
     return root
 
@@ -283,9 +285,9 @@ def make_audiocaps(root: Path) -> Path:
     import csv
 
     clips = [("AAAAAAAAAAA", "30"), ("BBB-BBB_BBB", "0"), ("CCCCCCCCCCC", "120"), ("DDDDDDDDDDD", "10"),
-             ("EEEEEEEEEEE", "40"), ("FFFFFFFFFFF", "50")]
+             ("EEEEEEEEEEE", "40"), ("FFFFFFFFFFF", "50"), ("GGGGGGGGGGG", "60")]
     root.mkdir(parents=True, exist_ok=True)
-    for split, chosen, per in (("train", clips[:3], 1), ("test", clips[3:], 5)):
+    for split, chosen, per in (("train", clips[:3], 1), ("test", clips[3:6], 5), ("val", clips[6:], 5)):
         with open(root / f"{split}.csv", "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["audiocap_id", "youtube_id", "start_time", "caption"])
@@ -294,7 +296,9 @@ def make_audiocaps(root: Path) -> Path:
                 for k in range(per):
                     n += 1
                     w.writerow([1000 * i + n, yt, start, caption(30 * i + k)])
-    for i, (yt, start) in enumerate(clips[:5]):  # FFF missing
+    for i, (yt, start) in enumerate(clips):
+        if yt == "FFFFFFFFFFF":
+            continue  # missing
         name = f"Y{yt}.wav" if i == 1 else f"{yt}_{start}.wav"
         write_wav(root / "audio" / name, seconds=1.5 + i, rate=44100 if i % 2 else 32000, seed=i)
     return root
@@ -305,7 +309,8 @@ def make_clotho(root: Path) -> Path:
     import csv
 
     splits = {"development": ["Forest birds 1.wav", "rain, on roof.wav"],
-              "evaluation": ["street noise at night.wav", "kitchen_cooking.wav", "gone file.wav"]}
+              "evaluation": ["street noise at night.wav", "kitchen_cooking.wav", "gone file.wav"],
+              "validation": ["wind in trees.wav"]}
     root.mkdir(parents=True, exist_ok=True)
     for split, names in splits.items():
         with open(root / f"clotho_captions_{split}.csv", "w", newline="", encoding="utf-8") as fh:

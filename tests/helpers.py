@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Tiny synthetic runs (a second or two each): fewer items and epochs than the task's defaults.
 SMALL = [
-    ("data.sizes", {"train": 512, "test": 128}),
+    ("data.sizes", {"train": 512, "val": 128, "test": 128}),
     ("epochs", 3),
     ("batch_size", 64),
     ("head_hidden", 32),

@@ -66,6 +66,8 @@ def test_end_to_end_run(task, data, tmp_path, tmp_path_factory):
     assert record["status"] == "ok" and test["n_items"] == 2 and test["n_missing"] == 1
     assert record["protocol"]["t2a"]["n_queries"] == 10 and test["caption_policy"] == "all"
     assert test["encoders"]["audio"]["family"] == "clap_audio"
+    val = record["protocol"]["val"]  # the dataset's own validation split, evaluated like test (5 captions)
+    assert val["n_items"] == 1 and val["n_queries"] == {"t2a": 5} and len(record["train_curve"]) == 1
 
 
 def _write_hf_parquet(directory: Path, wavs: dict[str, Path]) -> None:
@@ -89,7 +91,7 @@ def hf_dirs(tmp_path: Path) -> dict[str, Path]:
 
     ds = datasets.load_dataset(str(tmp_path / "parquet"), split="test")
     ds = ds.cast_column("audio", datasets.Audio(decode=False))
-    datasets.DatasetDict({"test": ds, "train": ds}).save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"test": ds, "train": ds, "val": ds}).save_to_disk(str(tmp_path / "saved"))
     return {"parquet": tmp_path / "parquet", "saved": tmp_path / "saved", "wav": tmp_path / "wav"}
 
 
@@ -123,6 +125,7 @@ def test_hf_adapter_end_to_end_and_offline_hub_error(hf_dirs, tmp_path, tmp_path
     (path,) = results.rglob("*.json")
     test = json.loads(path.read_text())["protocol"]["test"]
     assert test["n_items"] == 2 and test["missing_first_ids"] == ["CCC"] and test["kept_ids_sha256"] == ids_sha256(["AAA", "BBB"])
+    assert json.loads(path.read_text())["protocol"]["val"]["n_items"] == 2  # the dataset's own val split
     assert main([*common, "--results-dir", str(tmp_path / "other")]) == 2  # the hub id is not cached and HF_DATASETS_OFFLINE=1
     err = capsys.readouterr().err.strip()
     assert "hf: cannot load dataset 'someone/audiocaps-mirror'" in err and "--set data_dir=" in err and "\n" not in err

@@ -84,6 +84,30 @@ def test_vatex_hgr_split_comes_from_the_id_list(data):
     assert "hgr_test_ids.txt" in test.annotation_identity
 
 
+@pytest.mark.parametrize(("task", "val_ids"), [
+    ("didemo", ["7890@N04_555_eee"]),
+    ("activitynet", ["v_FFFFFFFFFFF"]),
+    ("vatex", ["yt000000006_000060_000070"]),  # the validation file without the HGR test ids
+])
+def test_validation_split_is_the_datasets_own(task, val_ids, data):
+    from pmrl_bench.config import resolve_config
+    from pmrl_bench.data.load import read_split
+    from pmrl_bench.task import load_task
+
+    spec = load_task(task)
+    config = resolve_config(spec, "clip", [("data_dir", str(data[task]))])
+    assert [i.item_id for i in read_split(spec, config, "val").items] == val_ids
+
+
+def test_vatex_validation_needs_the_hgr_test_list(data, tmp_path):
+    import shutil
+
+    shutil.copytree(data["vatex"], tmp_path / "vatex", ignore=shutil.ignore_patterns("videos"))
+    (tmp_path / "vatex" / "hgr_test_ids.txt").unlink()
+    with pytest.raises(BenchError, match="hgr_test_ids"):
+        get_adapter("vatex")(split="val_minus_hgr_test", data_dir=str(tmp_path / "vatex"))
+
+
 def _run(tmp: Path, task: str, data_dir: Path, models, *extra: str) -> dict:
     results = tmp / f"results_{task}"
     args = ["run", "--method", "clip", "--task", task, "--results-dir", str(results), "--set", f"data_dir={data_dir}",
@@ -107,6 +131,7 @@ def test_end_to_end_run(task, test_ids, policy, n_queries, data, tmp_path, tmp_p
     assert record["protocol"]["t2va"]["n_queries"] == n_queries
     assert set(test["encoders"]) == {"text", "vision", "audio"} and set(test["cache_keys"]) == {"text", "vision", "audio"}
     assert {m: len(h) for m, h in test["features_sha256"].items()} == {"text": 64, "vision": 64, "audio": 64}
+    assert record["protocol"]["val"]["n_items"] == 1 and record["selected_epoch"] == 1
 
 
 def test_first_caption_policy_override_is_recorded(data, tmp_path, tmp_path_factory):

@@ -19,7 +19,7 @@ from tests.helpers import SMALL
 
 # Long enough (~0.1 s per epoch on an idle 2-core machine) that a signal sent right after the epoch-1
 # checkpoint lands in the middle of training.
-PREEMPTIBLE = [("data.sizes", {"train": 2000, "test": 256}), ("epochs", 10), ("batch_size", 64),
+PREEMPTIBLE = [("data.sizes", {"train": 2000, "val": 256, "test": 256}), ("epochs", 10), ("batch_size", 64),
                ("head_hidden", 128), ("embed_dim", 16)]
 
 

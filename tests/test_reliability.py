@@ -18,7 +18,7 @@ from pmrl_bench.cli import main
 from pmrl_bench.results.record import read_result
 from pmrl_bench.runner import RunRequest, checkpoint_path, execute, plan_run
 
-TINY = [("data.sizes", {"train": 128, "test": 64}), ("epochs", 2), ("batch_size", 32), ("head_hidden", 16),
+TINY = [("data.sizes", {"train": 128, "val": 64, "test": 64}), ("epochs", 2), ("batch_size", 32), ("head_hidden", 16),
         ("embed_dim", 8)]
 TINY_ARGS = [f"--set={k}={v}".replace("'", "") for k, v in TINY]
 
@@ -289,8 +289,8 @@ def test_empty_results_dir_or_task_is_refused(option, capsys):
     (["--method", "pmrl", "--set", "gap_eps=inf"], "gap_eps: must be a finite number"),
     (["--method", "pmrl", "--set", "lr=inf"], "lr: must be a finite number"),
     (["--method", "pmrl", "--set", "lr=nan"], "lr: must be a finite number"),
-    (["--method", "pmrl", "--set", "data.sizes={train: 0, test: 64}"], "sizes.train must be an integer in [1"),
-    (["--method", "pmrl", "--set", "data.sizes={train: 128, test: 0}"], "sizes.test must be an integer in [1"),
+    (["--method", "pmrl", "--set", "data.sizes={train: 0, val: 64, test: 64}"], "sizes.train must be an integer in [1"),
+    (["--method", "pmrl", "--set", "data.sizes={train: 128, val: 64, test: 0}"], "sizes.test must be an integer in [1"),
     (["--method", "pmrl", "--set", "embed_dim=1000000000"], "train.embed_dim"),
 ])
 def test_bad_settings_exit_2_before_training(args, expected, tmp_path, capsys):

@@ -69,6 +69,7 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path, monkeypatch, dropout)
     resumed = execute(req)
     assert resumed.protocol["resumed_from_epoch"] == 2
     assert resumed.per_query == full.per_query and resumed.metrics == full.metrics
+    assert resumed.train_curve == full.train_curve and resumed.selected_epoch == full.selected_epoch
     assert not ckpt.exists()
 
 
@@ -150,7 +151,7 @@ def test_error_during_a_preemption_is_not_recorded_as_a_failure(tmp_path, monkey
             raise RuntimeError("scontrol requeue died with SIGTERM")
 
     monkeypatch.setattr(registry, "get_method", lambda name: Preempted)
-    req = _req(tmp_path)
+    req = _req(tmp_path, extra=[("select", "last")])  # no validation passes: the first similarity call is the test's
     try:
         with pytest.raises(RuntimeError, match="scontrol"):
             execute(req)

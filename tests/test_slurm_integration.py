@@ -81,7 +81,7 @@ def sacct_states(job_id: str, *flags: str) -> list[str]:
 def test_array_sweep_skips_done_runs_records_failures_and_retries_them(slurm_profile, tmp_path, capsys):
     small = {k: v for k, v in SMALL if k != "data.sizes"}
     path = write_sweep(tmp_path, "array", seeds=[0, 1], set=small,
-                       zip={"data.sizes": [{"train": 512, "test": 128}, {"train": 512}]})  # no test split: fails
+                       zip={"data.sizes": [{"train": 512, "val": 128, "test": 128}, {"train": 512, "val": 128}]})  # no test split: fails
     assert main(["sweep", str(path), "--profile", str(slurm_profile)]) == 0
     out = capsys.readouterr().out
     assert "4 runs: 4 to submit" in out and "squeue -j" in out

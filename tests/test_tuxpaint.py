@@ -125,6 +125,32 @@ def test_published_split_is_grouped_stratified_and_reproducible(tux_root, adapte
     assert split["sha256"] == {"train": ids_sha256(train), "test": ids_sha256(test)}
 
 
+def test_published_validation_is_carved_from_train_by_whole_groups(tux_root, adapter_module, split_file):
+    from pmrl_bench.data.items import file_sha256
+
+    carve = json.loads((split_file.parent / "tuxpaint_val.json").read_text())
+    published = json.loads(split_file.read_text())
+    train, fit, val = published["splits"]["train"], carve["splits"]["train_fit"], carve["splits"]["val"]
+    assert carve["split_file_sha256"] == file_sha256(split_file) and val
+    assert not set(fit) & set(val) and set(fit) | set(val) | set(carve["excluded_from_val"]) == set(train)
+    stamps = adapter_module.scan_stamps(tux_root / STAMPS)
+    group = dict(zip([s.stamp_id for s in stamps], adapter_module.leak_groups(stamps).tolist(), strict=True))
+    assert not {group[i] for i in fit} & {group[i] for i in val}  # no caption, image or recording on two sides
+    assert len({group[i] for i in val}) == len(val)  # one id per group: every validation query has one match
+    again = adapter_module.build_val(find_tuxpaint_stamps(tux_root), published, file_sha256(split_file), seed=3)
+    assert again == carve
+    items = get_adapter("tuxpaint")(split="val", data_dir=str(tux_root), split_file=str(split_file))
+    assert [i.item_id for i in items.items] == val and "tuxpaint_val.json" in items.annotation_identity["split_file"]
+
+
+def test_validation_file_of_another_split_file_is_refused(tux_root, split_file, tmp_path):
+    other = tmp_path / "split.json"
+    other.write_text(split_file.read_text().replace('"seed": 3', '"seed": 4'))
+    (tmp_path / "tuxpaint_val.json").write_text((split_file.parent / "tuxpaint_val.json").read_text())
+    with pytest.raises(BenchError, match="was not carved from"):
+        get_adapter("tuxpaint")(split="val", data_dir=str(tux_root), split_file=str(other))
+
+
 def test_adapter_items_labels_and_identity(tux_root, split_file):
     items = get_adapter("tuxpaint")(split="test", data_dir=str(tux_root), split_file=str(split_file))
     published = json.loads(split_file.read_text())["splits"]["test"]
@@ -149,7 +175,12 @@ def test_adapter_other_speech_language_reports_missing_recordings(tux_root, spli
 
 def test_adapter_errors_are_one_line(tux_root, split_file, tmp_path):
     with pytest.raises(BenchError, match="has splits"):
-        get_adapter("tuxpaint")(split="val", data_dir=str(tux_root), split_file=str(split_file))
+        get_adapter("tuxpaint")(split="valid", data_dir=str(tux_root), split_file=str(split_file))
+    alone = tmp_path / "alone" / "split.json"
+    alone.parent.mkdir()
+    alone.write_text(split_file.read_text())
+    with pytest.raises(BenchError, match="cannot read the Tux Paint split file .*tuxpaint_val.json"):  # none beside it
+        get_adapter("tuxpaint")(split="val", data_dir=str(tux_root), split_file=str(alone))
     with pytest.raises(BenchError, match="no Tux Paint stamps under"):
         get_adapter("tuxpaint")(split="test", data_dir=str(tmp_path), split_file=str(split_file))
     bad = tmp_path / "split.json"

@@ -60,7 +60,7 @@ BAD_CASES = {
                           "per_query key 't2va/score'"),
     "no outcomes": (lambda p: edit(p, lambda d: d.update(per_query={}, metrics={})), "no per_query outcomes"),
     "bad digest": (lambda p: edit(p, lambda d: d["eval_set"].update(t2va="abc")), "not a sha256 hex digest"),
-    "schema version": (lambda p: edit(p, lambda d: d.update(schema_version=2)), "schema_version 2 is not 1"),
+    "schema version": (lambda p: edit(p, lambda d: d.update(schema_version=3)), "schema_version 3 is not in 1..2"),
     "renamed": (lambda p: p.rename(p.with_name("0000000000000000.json")), "path does not match the record"),
 }
 

@@ -39,6 +39,7 @@ from pmrl_bench.paths import SWEEPS_DIR
 from pmrl_bench.plan import PlannedRun, RunRequest, check_device, plan_run
 from pmrl_bench.results.record import corrupt_reason, read_result
 from pmrl_bench.safeio import read_bytes
+from pmrl_bench.tune import TunePlan, make_plan
 
 LOG = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class SweepSpec(BaseModel):
     executor: Executor = Field("slurm", description="slurm, local or debug (--executor wins)")
     runs_per_task: int = Field(1, ge=1, description="runs executed one after the other by one array task")
     results_dir: str = Field("results", description="where records go (--results-dir wins)")
+    tune: bool = Field(False, description="two stages per (method, task): every configuration of the method's "
+                       "search space with `selection_seeds`, then `seeds` with the winner on validation")
+    selection_seeds: list[int] = Field([0], min_length=1, description="seeds of the selection runs (tune)")
+    defaults: list[str] = Field([], description="with tune: methods also run at their defaults with `seeds`")
     logs_dir: str = Field("logs", description="submitit logs and the sweep state go to <logs_dir>/<name>/")
 
 
@@ -158,6 +163,12 @@ def expand(sweep: Sweep) -> list[RunRequest]:
                 raise BenchError(f"{sweep.path}: {key}: {unknown_name(key[:-1], name, known)}")
         if len(set(names)) != len(names):
             raise BenchError(f"{sweep.path}: {key}: listed twice: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    if spec.tune:
+        return [req for plan in tune_plans(sweep) for req in tune_requests(plan)] + [
+            RunRequest(task=task, method=method, seed=seed, overrides=combo, results_dir=str(sweep.results_dir))
+            for task in spec.tasks for method in spec.defaults
+            for combo in override_grid(sweep.path, spec) for seed in spec.seeds
+        ]
     return [
         RunRequest(task=task, method=method, seed=seed, overrides=combo, results_dir=str(sweep.results_dir))
         for task in spec.tasks
@@ -165,6 +176,26 @@ def expand(sweep: Sweep) -> list[RunRequest]:
         for combo in override_grid(sweep.path, spec)
         for seed in spec.seeds
     ]
+
+
+def tune_plans(sweep: Sweep) -> list[TunePlan]:
+    """The tuning plan of every (task, method, fixed overrides) cell of a tune sweep."""
+    spec = sweep.spec
+    plans = []
+    for task in spec.tasks:
+        for method in spec.methods:
+            for combo in override_grid(sweep.path, spec):
+                try:
+                    plans.append(make_plan(method, task, combo, spec.selection_seeds, spec.seeds, str(sweep.results_dir)))
+                except BenchError as exc:
+                    raise BenchError(f"{sweep.path}: {method} on {task}: {exc}") from None
+    return plans
+
+
+def tune_requests(plan: TunePlan) -> list[RunRequest]:
+    """Selection runs, plus the final runs once every selection run is done (a later `sweep` submits them)."""
+    selection = plan.choose()
+    return plan.selection_requests() + ([] if selection is None else plan.final_requests(selection))
 
 
 def plan_sweep(sweep: Sweep) -> list[PlannedRun]:
@@ -176,6 +207,9 @@ def plan_sweep(sweep: Sweep) -> list[PlannedRun]:
         except BenchError as exc:
             where = " ".join(f"{k}={v}" for k, v in req.overrides) or "no overrides"
             raise BenchError(f"{sweep.path}: set/zip ({req.method} on {req.task}, {where}): {exc}") from None
+    if sweep.spec.tune:  # a default run can also be a selection run (the space holds the defaults): run it once
+        first = {p.run_id: i for i, p in reversed(list(enumerate(planned)))}
+        planned = [p for i, p in enumerate(planned) if first[p.run_id] == i]
     ids = Counter(p.run_id for p in planned)
     if len(ids) != len(planned):
         dup = next(p for p in planned if ids[p.run_id] > 1)
@@ -349,6 +383,14 @@ def cli_sweep(args: argparse.Namespace) -> int:
           f"{counts['running'] + counts['pending']} queued or running (left alone)"
           + (f", {counts['corrupt']} corrupt record(s) kept (not submitted)" if counts["corrupt"] else ""))
     print(f"resources per task ({sweep.spec.runs_per_task} runs): {_resources(profile, executor)}")
+    if sweep.spec.tune:
+        waiting = 0
+        for plan in tune_plans(sweep):
+            print(f"  {plan.cost_line()}")
+            waiting += plan.choose() is None
+        if waiting:
+            print(f"{waiting} tuning cell(s) wait for their selection runs; their final seeds are submitted by "
+                  f"`sweep` once those are done" + (" (run it again then)" if executor == "slurm" else ""))
     if args.dry_run:
         for s in statuses:
             action = "submit" if s.state in ("failed", "missing") else "skip"
@@ -386,7 +428,7 @@ def cli_sweep(args: argparse.Namespace) -> int:
             if exc is not None:
                 LOG.error("job %s raised %s: %s", job.job_id, type(exc).__name__, (str(exc).splitlines() or [""])[0])
         print(f"ran {len(todo)} runs in this process: {summary(run_statuses(sweep, planned))}")
-        return 0
+        return _next_stage(args, sweep, planned)
     arrays = sorted({str(job.job_id).split("_")[0] for job, _ in submitted})
     print(f"submitted {len(todo)} runs in {len(submitted)} tasks: job{'s' if len(arrays) > 1 else ''} "
           f"{', '.join(arrays)}")
@@ -395,4 +437,16 @@ def cli_sweep(args: argparse.Namespace) -> int:
     if args.results_dir:
         watch += f" --results-dir {shlex.quote(args.results_dir)}"
     print(f"watch: {watch}" + (f"   or   squeue -j {','.join(arrays)}" if executor == "slurm" else ""))
+    if sweep.spec.tune and executor == "local":
+        for job, _ in submitted:
+            job.wait()
+        return _next_stage(args, sweep, planned)
     return 0
+
+
+def _next_stage(args: argparse.Namespace, sweep: Sweep, planned: list[PlannedRun]) -> int:
+    """After a tune sweep's selection runs ran here: submit the final seeds they unlocked, if any."""
+    if not sweep.spec.tune or not {p.run_id for p in plan_sweep(sweep)} - {p.run_id for p in planned}:
+        return 0
+    print("selection done: submitting the final seeds")
+    return cli_sweep(args)

@@ -23,12 +23,17 @@ def data_config(task: str, overrides: list[str]) -> tuple[Any, dict[str, Any]]:
 
     spec = load_task(task)
     config: dict[str, Any] = {"method_params": {}, "train": {}, "data": copy.deepcopy(dict(spec.adapter_args)),
-                              "encoders": copy.deepcopy(dict(spec.encoders))}
+                              "encoders": copy.deepcopy(dict(spec.encoders)), "validation": spec.validation.model_dump()}
     for key, value in parse_overrides(overrides):
         if key.split(".")[0] in ("method", "train", "evaluation", "warm_start", "rerank", "robustness"):
             continue  # training settings do not change features
         apply_override(config, key, value)
-    return spec, {"data": config["data"], "encoders": config["encoders"]}
+    return spec, {k: config[k] for k in ("data", "encoders", "validation")}
+
+
+def roles(config: dict[str, Any]) -> tuple[str, ...]:
+    """The splits a task reads from its adapter: train, test, and val when the task has its own validation split."""
+    return (*ROLES, "val") if config["validation"].get("split") else ROLES
 
 
 def _items(spec: Any, config: dict[str, Any], role: str) -> Any:
@@ -45,13 +50,14 @@ def extract(args: argparse.Namespace) -> int:
 
     spec, config = data_config(args.task, args.overrides)
     cache = FeatureCache(default_cache_root(config["data"]))
-    for role in ROLES:
+    for role in roles(config):
         items = _items(spec, config, role)
         if isinstance(items, SplitFeatures):
             print(f"{spec.name} {role} ({items.split}): features come from the adapter; nothing to extract")
             continue
-        before = {p.modality: cache.state(p.key)[0] for p in plan_split(spec, config, items, role, args.device)[0]}
-        feats = encode_split(spec, config, items, role=role, device=args.device, cache=cache, progress=True)
+        as_role = "test" if role == "val" else role  # validation is evaluated like test (caption policy)
+        before = {p.modality: cache.state(p.key)[0] for p in plan_split(spec, config, items, as_role, args.device)[0]}
+        feats = encode_split(spec, config, items, role=as_role, device=args.device, cache=cache, progress=True)
         info = feats.info
         state = ", ".join(f"{m} {'cached' if before[m] == 'present' else 'encoded'}" for m in feats.modalities)
         missing = (f"; {info['n_missing']} items without media (first: {', '.join(info['missing_first_ids'][:3])})"
@@ -70,12 +76,12 @@ def check(args: argparse.Namespace) -> int:
     cache = FeatureCache(default_cache_root(config["data"]))
     print(f"feature cache: {cache.root}")
     complete = True
-    for role in ROLES:
+    for role in roles(config):
         items = _items(spec, config, role)
         if isinstance(items, SplitFeatures):
             print(f"  {role:<5} {items.split}: pre-extracted features ({items.n_items} items)")
             continue
-        plans, info = plan_split(spec, config, items, role, args.device)
+        plans, info = plan_split(spec, config, items, "test" if role == "val" else role, args.device)
         missing = f", {info['n_missing']} without media" if info["n_missing"] else ""
         print(f"  {role:<5} {items.split}: {info['n_items']} items{missing}, caption policy {info['caption_policy']}")
         for plan in plans:

@@ -5,14 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from pmrl_bench.data.features import SplitFeatures
+from pmrl_bench.data.validation import carve_validation
 from pmrl_bench.errors import BenchError
 from pmrl_bench.registry import get_adapter
 from pmrl_bench.task import TaskSpec
 
 
+def split_name(spec: TaskSpec, config: dict[str, Any], role: str) -> str:
+    """The adapter split that plays `role` ('train', 'test', or 'val' when the task has its own validation split)."""
+    own_val = config.get("validation", spec.validation.model_dump()).get("split")
+    return own_val if role == "val" and own_val else spec.splits[role]
+
+
 def read_split(spec: TaskSpec, config: dict[str, Any], role: str) -> Any:
     """The adapter's output for the split that plays `role`; a malformed annotation file is a BenchError."""
-    split = spec.splits[role]
+    split = split_name(spec, config, role)
     try:
         return get_adapter(spec.adapter)(split=split, **config["data"])
     except (KeyError, TypeError, AttributeError, IndexError, ValueError, RuntimeError) as exc:
@@ -24,7 +31,31 @@ def read_split(spec: TaskSpec, config: dict[str, Any], role: str) -> Any:
 
 
 def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = "cpu") -> SplitFeatures:
-    """Features of the split that plays `role` ('train' or 'test') in this task.
+    """Features of the split that plays `role` ('train', 'val' or 'test') in this task.
+
+    Without its own validation split (`validation.split`), 'val' is a grouped fixed-seed fraction carved
+    out of the adapter's train split and 'train' is the rest (`pmrl_bench.data.validation`).
+    """
+    val = config.get("validation", spec.validation.model_dump())
+    if role not in ("train", "val") or val.get("split") or spec.kind == "qa":  # QA: no validation yet
+        feats = load_adapter_split(spec, config, role, device)
+    else:
+        rest, carved = carve_validation(load_adapter_split(spec, config, "train", device), val["fraction"], val["seed"])
+        feats = rest if role == "train" else carved
+    return _with_prompts(spec, config, feats, device) if role in ("val", "test") else feats
+
+
+def _with_prompts(spec: TaskSpec, config: dict[str, Any], feats: SplitFeatures, device: str) -> SplitFeatures:
+    """`feats` plus the class prompts of the task's zero-shot protocols (evaluated splits only)."""
+    if not any(c.mode == "zero_shot" for c in spec.classification):
+        return feats
+    from pmrl_bench.evaluate.classification import attach_class_prompts
+
+    return attach_class_prompts(spec, config, feats, device)
+
+
+def load_adapter_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = "cpu") -> SplitFeatures:
+    """Features of the adapter's split for `role`, as the adapter gives it (no carve).
 
     An adapter returns either `SplitFeatures` directly (synthetic data, pre-extracted features) or a
     list of items with media references, which are encoded (and cached) here.
@@ -34,11 +65,8 @@ def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = 
         return _non_empty(spec, role, out)
     from pmrl_bench.data.encoding import encode_split  # media path: imports transformers lazily
 
-    feats = encode_split(spec, config, out, role=role, device=device)
-    if role == "test" and any(c.mode == "zero_shot" for c in spec.classification):
-        from pmrl_bench.evaluate.classification import attach_class_prompts
-
-        feats = attach_class_prompts(spec, config, feats, device)
+    # a validation split is evaluated like test, so it takes test's caption policy
+    feats = encode_split(spec, config, out, role="test" if role == "val" else role, device=device)
     if out.questions:
         from pmrl_bench.data.questions import attach_questions
 

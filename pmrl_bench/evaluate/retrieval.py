@@ -281,3 +281,27 @@ def evaluate(
             result = evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train, test, qa_spec, seed)
             out.update(EvalOutput(**result))
     return out
+
+
+def evaluate_primary(
+    spec: TaskSpec,
+    method: Method,
+    heads: ProjectionHeads,
+    train: SplitFeatures,
+    split: SplitFeatures,
+    seed: int,
+    device: str = "cpu",
+) -> EvalOutput:
+    """Only the task's primary metric (its one direction or protocol) on `split`: what validation selects on."""
+    prefix, metric = spec.primary_metric.split("/", 1)
+    with torch.no_grad():
+        for direction in spec.retrieval:
+            if direction.name == prefix:
+                return evaluate_direction(method, heads, split, direction, [metric], device, spec.query_group)
+    from pmrl_bench.evaluate.classification import evaluate_classification
+
+    cls_spec = next(c for c in spec.classification if c.name == prefix)
+    result = evaluate_classification(
+        method, lambda m, s: embed_rows(heads, m, s.modalities[m], device), train, split, cls_spec, seed
+    )
+    return EvalOutput(**result)

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pmrl_bench.files import atomic_write_text
 from pmrl_bench.safeio import UnsafeFile, read_bytes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+CURVE_KEYS = ("epoch", "loss", "grad_norm")  # every curve point has these; loss terms, diagnostics, cosines, val vary
 
 
 class TaskMeta(BaseModel):
@@ -61,6 +62,28 @@ class RunResult(BaseModel):
     created_at: str = Field(description="UTC ISO-8601 time the record was written")
     task_meta: TaskMeta | None = Field(None, description="the task's version, primary metric and directions")
     limited: bool = Field(False, description="a --limit quick check on the first items only (kept off leaderboards)")
+    train_curve: list[dict[str, float | int]] = Field(
+        default_factory=list,
+        description="one point per epoch: epoch, loss, each loss term the method reports (L_*), its diagnostics "
+        "(temperature, sigma1), grad_norm (heads), cos_pos/<a>-<b> and cos_neg/<a>-<b> on a fixed train subset, "
+        "val (validation primary metric, when select=best_val)",
+    )
+    selected_epoch: int | None = Field(None, description="epoch whose state was tested (best_val, or the last)")
+    selection: dict[str, Any] | None = Field(
+        None, description="when tuned on validation: space_hash, n_configs, chosen, val_score, seeds, rule"
+    )
+    config_label: str = Field("", description="settings that differ from the defaults, e.g. 'tau1=0.5, tau2=0.03'")
+
+    @field_validator("train_curve")
+    @classmethod
+    def _curve_points(cls, curve: list[dict[str, float | int]]) -> list[dict[str, float | int]]:
+        for i, point in enumerate(curve):
+            missing = [k for k in CURVE_KEYS if k not in point]
+            if missing:
+                raise ValueError(f"train_curve[{i}] lacks {missing}")
+            if point["epoch"] != curve[0]["epoch"] + i:
+                raise ValueError(f"train_curve[{i}] has epoch {point['epoch']}: epochs must be consecutive")
+        return curve
 
 
 def result_path(results_dir: Path, task: str, method: str, run_id: str) -> Path:

@@ -177,8 +177,8 @@ def _metric_reasons(rec: RunResult) -> list[str]:
 def check_record(rec: RunResult, path: Path | None = None) -> list[str]:
     """Why a parsed record is invalid beyond its schema (empty list: valid)."""
     reasons = []
-    if rec.schema_version != SCHEMA_VERSION:
-        reasons.append(f"schema_version {rec.schema_version} is not {SCHEMA_VERSION}")
+    if not 1 <= rec.schema_version <= SCHEMA_VERSION:  # older layouts stay valid: fields are only ever added
+        reasons.append(f"schema_version {rec.schema_version} is not in 1..{SCHEMA_VERSION}")
     if path is not None and (path.parent.parent.name, path.parent.name, path.stem) != (rec.task, rec.method, rec.run_id):
         reasons.append(f"path does not match the record (expected .../{rec.task}/{rec.method}/{rec.run_id}.json)")
     if rec.status == "failed":

@@ -87,13 +87,19 @@ def symmetric_info_nce(
     return 0.5 * (rows + cols)
 
 
+def directional_cross_entropy(logits: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
+    """(CE(logits), CE(logits^T)) for a square `[B, B]` score matrix whose positive of row b is column b."""
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return (
+        F.cross_entropy(logits, target, label_smoothing=label_smoothing),
+        F.cross_entropy(logits.T, target, label_smoothing=label_smoothing),
+    )
+
+
 def symmetric_cross_entropy(logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """1/2 [CE(logits) + CE(logits^T)] for a square `[B, B]` score matrix whose positive of row b is column b."""
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return 0.5 * (
-        F.cross_entropy(logits, target, label_smoothing=label_smoothing)
-        + F.cross_entropy(logits.T, target, label_smoothing=label_smoothing)
-    )
+    rows, cols = directional_cross_entropy(logits, label_smoothing)
+    return 0.5 * (rows + cols)
 
 
 class LogitScale(nn.Module):

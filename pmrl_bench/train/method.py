@@ -18,7 +18,9 @@ class Method(nn.Module):
     instances (not normalised: each method normalises as its formula needs). `defaults` lists every
     hyper-parameter the method accepts; each is settable with `--set key=value`. `modality_counts` is the
     (smallest, largest or None) number of modalities the objective is defined for; `stochastic` says whether
-    the loss draws random numbers (then it is reproducible only under a fixed torch seed).
+    the loss draws random numbers (then it is reproducible only under a fixed torch seed); `search_space` is
+    what `tune` tries on validation (`pmrl_bench.tune`). `last_terms` holds the named loss terms of the last
+    batch (detached scalars), which the training curve averages per epoch.
     """
 
     name: ClassVar[str] = ""
@@ -29,6 +31,8 @@ class Method(nn.Module):
     """True when the objective does not change if one modality's vectors flip sign (its cosines need calibration)."""
     modality_counts: ClassVar[tuple[int, int | None]] = (2, None)
     stochastic: ClassVar[bool] = False
+    search_space: ClassVar[dict[str, list[Any]]] = {}
+    """Values `tune` tries (parameter -> values; the product has at most 12 configurations)."""
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__()
@@ -41,9 +45,10 @@ class Method(nn.Module):
             raise BenchError(f"method {self.name!r} needs {wanted} modalities; this task has {list(modalities)}")
         self.modalities = list(modalities)
         self.params: dict[str, Any] = {**self.defaults, **params}
+        self.last_terms: dict[str, Tensor] = {}
 
     def loss(self, z: dict[str, Tensor]) -> Tensor:
-        """Scalar training loss for one batch of projected embeddings."""
+        """Scalar training loss for one batch; may set `last_terms` (detached scalars: its loss terms)."""
         raise NotImplementedError
 
     def similarity(self, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
@@ -65,5 +70,5 @@ class Method(nn.Module):
 
     @torch.no_grad()
     def diagnostics(self) -> dict[str, float]:
-        """Learned scalars worth logging (temperatures); empty by default."""
+        """Learned or batch scalars worth logging (temperatures, sigma_1); empty by default."""
         return {}

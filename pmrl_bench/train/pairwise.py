@@ -48,7 +48,10 @@ class PairwiseInfoNCE(Method):
         """Mean over the chosen modality pairs of the symmetric InfoNCE."""
         names = present_modalities(z, self.modalities, self.name)
         stacked = torch.stack([unit(z[m]) for m in names])  # [k, B, D]
-        return symmetric_info_nce(stacked, self.pairs(names), self.logit_scale(), self.params["label_smoothing"]).mean()
+        pairs = self.pairs(names)
+        per_pair = symmetric_info_nce(stacked, pairs, self.logit_scale(), self.params["label_smoothing"])
+        self.last_terms = {f"L_{names[a]}-{names[b]}": v for (a, b), v in zip(pairs, per_pair.detach(), strict=True)}
+        return per_pair.mean()
 
     def score_with(self, score: str, query: dict[str, Tensor], candidates: dict[str, Tensor]) -> Tensor:
         """Mean cosine between the query and each candidate modality."""

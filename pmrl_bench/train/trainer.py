@@ -17,6 +17,7 @@ from torch import Tensor
 
 from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
 from pmrl_bench.files import atomic_write_bytes
+from pmrl_bench.train.curve import grad_norm, pair_cosines, probe_rows
 from pmrl_bench.train.heads import ProjectionHeads
 from pmrl_bench.train.method import Method
 
@@ -33,13 +34,17 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclass
 class TrainOutcome:
-    """What training reports back: steps done, last epoch's mean loss, and whether it resumed."""
+    """What training reports back: steps, last epoch's mean loss, resume point, curve and the selected epoch."""
 
     steps: int
     epochs: int
     final_loss: float
     resumed_from_epoch: int
     train_s: float
+    curve: list[dict[str, Any]]
+    selected_epoch: int
+    val_score: float | None
+    val_s: float
 
 
 class RowSampler:
@@ -80,7 +85,16 @@ def _param_groups(heads: ProjectionHeads, method: Method, weight_decay: float) -
     ]
 
 
-CHECKPOINT_KEYS = frozenset({"run_id", "epoch", "step", "heads", "method", "optimizer", "generator", "torch_rng"})
+CHECKPOINT_KEYS = frozenset({"run_id", "epoch", "step", "heads", "method", "optimizer", "generator", "torch_rng",
+                             "curve", "best"})
+
+
+def _snapshot(heads: ProjectionHeads, method: Method) -> dict[str, dict[str, Tensor]]:
+    """A detached copy of the heads' and the method's state (the best-so-far epoch)."""
+    return {
+        "heads": {k: v.detach().clone() for k, v in heads.state_dict().items()},
+        "method": {k: v.detach().clone() for k, v in method.state_dict().items()},
+    }
 
 
 def load_checkpoint(path: Path | None, run_id: str, epochs: int) -> tuple[dict[str, Any] | None, str]:
@@ -141,8 +155,15 @@ def train(
     checkpoint_path: Path | None = None,
     log: Callable[[str], None] = log_line,
     label: str = "",
+    val_score: Callable[[], float] | None = None,
 ) -> TrainOutcome:
-    """Train `heads` and `method` on `split` with AdamW; checkpoint at every epoch end; resume if possible."""
+    """Train `heads` and `method` on `split` with AdamW; checkpoint at every epoch end; resume if possible.
+
+    With `cfg["select"] == "best_val"`, `val_score()` (the validation primary metric, higher is better) is
+    evaluated after every epoch and the heads and method end in the state of the best epoch (ties: the
+    earlier one); with "last" it is not evaluated and the last epoch's state is kept.
+    """
+    select_best = cfg.get("select", "best_val") == "best_val" and val_score is not None
     modalities = [m for m in method.modalities if m in split.modalities]
     values = {m: split.modalities[m].values.to(device) for m in modalities}
     samplers = {m: RowSampler(split.modalities[m], split.n_items) for m in modalities}
@@ -151,8 +172,11 @@ def train(
     n, bs = split.n_items, cfg["batch_size"]
     steps_per_epoch = max(1, n // bs)  # drop the last partial batch: contrastive losses need full batches
     max_steps = cfg.get("max_steps") or math.inf
+    probe = {m: x.to(device) for m, x in probe_rows(split, modalities, cfg.get("curve_subset", 512)).items()}
 
     start_epoch, step = 0, 0
+    curve: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": 0, "score": -math.inf, "state": None}
     state, why = load_checkpoint(checkpoint_path, run_id, cfg["epochs"])
     if state is not None:
         why = _resume(state, heads, method, optimizer, generator)
@@ -160,9 +184,11 @@ def train(
         LOG.warning("%s ignoring checkpoint %s: %s; training starts over", label, checkpoint_path, why)
     elif state is not None:
         start_epoch, step = state["epoch"], state["step"]
+        curve, best = list(state["curve"]), dict(state["best"])
         log(f"{label} resumed from checkpoint at epoch {start_epoch} (step {step})")
 
     t0 = time.perf_counter()
+    val_s = 0.0
     heads.train()
     method.train()
     mean_loss = float("nan")
@@ -174,6 +200,8 @@ def train(
         te = time.perf_counter()
         perm = torch.randperm(n, generator=generator)
         total, count = 0.0, 0
+        terms: dict[str, Tensor] = {}
+        gnorm = torch.zeros((), dtype=torch.float64)
         for b in range(steps_per_epoch):
             if step >= max_steps:
                 break
@@ -190,11 +218,35 @@ def train(
                 raise NonFiniteLoss(step, value)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            gnorm = gnorm + grad_norm(heads).double().cpu()
             optimizer.step()
             total, count = total + value, count + 1
+            for k, v in method.last_terms.items():
+                terms[k] = terms.get(k, 0.0) + v.double().cpu()
         mean_loss = total / max(count, 1)
+        point: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": mean_loss,
+            **{k: float(v) / max(count, 1) for k, v in terms.items()},
+            **method.diagnostics(),
+            "grad_norm": float(gnorm) / max(count, 1),
+        }
+        heads.eval()
+        method.eval()
+        point.update(pair_cosines(heads, probe))
+        if select_best:
+            tv = time.perf_counter()
+            point["val"] = float(val_score())
+            val_s += time.perf_counter() - tv
+            if point["val"] > best["score"]:
+                best = {"epoch": epoch, "score": point["val"], "state": _snapshot(heads, method)}
+        heads.train()
+        method.train()
+        curve.append(point)
         extra = "".join(f" {k} {v:.4g}" for k, v in method.diagnostics().items())
-        log(f"{label} epoch {epoch}/{cfg['epochs']} loss {mean_loss:.4f}{extra} ({time.perf_counter() - te:.2f} s)")
+        shown = f" val {point['val']:.2f}" if "val" in point else ""
+        log(f"{label} epoch {epoch}/{cfg['epochs']} loss {mean_loss:.4f}{extra}{shown} "
+            f"({time.perf_counter() - te:.2f} s)")
         if checkpoint_path is not None:
             _save_checkpoint(
                 checkpoint_path,
@@ -207,14 +259,25 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),
                     "torch_rng": torch.get_rng_state(),
+                    "curve": curve,
+                    "best": best,
                 },
             )
     heads.eval()
     method.eval()
+    selected = epoch
+    if select_best and best["state"] is not None:
+        heads.load_state_dict(best["state"]["heads"])
+        method.load_state_dict(best["state"]["method"])
+        selected = int(best["epoch"])
     return TrainOutcome(
         steps=step,
         epochs=epoch,
         final_loss=mean_loss,
         resumed_from_epoch=start_epoch,
         train_s=time.perf_counter() - t0,
+        curve=curve,
+        selected_epoch=selected,
+        val_score=best["score"] if select_best and best["state"] is not None else None,
+        val_s=val_s,
     )

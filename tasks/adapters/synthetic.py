@@ -73,7 +73,7 @@ def synthetic(
     eps is Gaussian noise of scale `noise`. The maps depend only on `seed` (the task's world), the data
     on (`seed`, split), so every run of every method sees the same instances.
     """
-    return generate(split, seed, sizes or {"train": 4000, "test": 1000}, latent_dim, hidden, modalities or {})[0]
+    return generate(split, seed, sizes or {"train": 4000, "val": 400, "test": 1000}, latent_dim, hidden, modalities or {})[0]
 
 
 SIGNS = ("-", "+")
@@ -116,7 +116,7 @@ def synthetic_qa(
     """
     if not views or "vision" not in views or "audio" not in views:
         raise BenchError("synthetic_qa needs `views` for vision and audio ([start, stop) latent dimensions)")
-    feats, z = generate(split, seed, sizes or {"train": 4000, "test": 1000}, latent_dim, hidden, modalities or {}, views)
+    feats, z = generate(split, seed, sizes or {"train": 4000, "val": 400, "test": 1000}, latent_dim, hidden, modalities or {}, views)
     u, v = question_directions(seed, n_types, latent_dim, views)
     g = _generator(seed, "questions", split)
     n_q = feats.n_items * questions_per_item

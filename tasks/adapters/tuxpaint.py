@@ -43,6 +43,13 @@ SPLIT_RULE = (
     "clamp(round(test_fraction * n_groups), 1, n_groups - 1) in test; test keeps the first id of each group"
 )
 
+VAL_RULE = (
+    "validation carved from the published train ids: their leak groups shuffled with numpy default_rng(seed), "
+    "round(fraction * n_groups) groups (at least 1) to validation, which keeps the first id of each group; the "
+    "other ids of those groups leave training (excluded_from_val); train_fit = train minus those groups"
+)
+VAL_SPLITS = ("train_fit", "val")
+
 
 @dataclass(frozen=True)
 class Stamp:
@@ -133,6 +140,33 @@ def build_split(stamps_dir: Path, seed: int = 0, test_fraction: float = 0.25) ->
     }
 
 
+def build_val(stamps_dir: Path, published: dict, split_sha256: str, seed: int = 0, fraction: float = 0.1) -> dict:
+    """The published validation carve of the published train ids (see VAL_RULE), grouped like test."""
+    stamps = {s.stamp_id: s for s in scan_stamps(stamps_dir)}
+    ordered = list(stamps.values())
+    group_of = dict(zip(stamps, leak_groups(ordered).tolist(), strict=True))
+    train = published["splits"]["train"]
+    groups = sorted({group_of[i] for i in train})
+    k = max(1, round(fraction * len(groups)))
+    chosen = {int(g) for g in np.random.default_rng(seed).permutation(groups)[:k]}
+    in_val = [i for i in train if group_of[i] in chosen]
+    first = {}
+    for i in in_val:
+        first.setdefault(group_of[i], i)
+    val = sorted(first.values())
+    return {
+        "dataset": "tuxpaint",
+        "rule": VAL_RULE,
+        "seed": seed,
+        "fraction": fraction,
+        "split_file_sha256": split_sha256,
+        "n_groups": len(groups),
+        "sha256": {"train_fit": ids_sha256([i for i in train if group_of[i] not in chosen]), "val": ids_sha256(val)},
+        "splits": {"train_fit": [i for i in train if group_of[i] not in chosen], "val": val},
+        "excluded_from_val": sorted(set(in_val) - set(val)),
+    }
+
+
 def load_split_file(split_file: str) -> tuple[dict, Path]:
     """The published split (a path, or a file name under tasks/) and its path."""
     path = Path(split_file) if Path(split_file).is_absolute() else TASKS_DIR / split_file
@@ -153,6 +187,7 @@ def tuxpaint(
     data_dir: str | None = None,
     speech_lang: str = REFERENCE_LANG,
     split_file: str = "tuxpaint_split.json",
+    val_file: str = "tuxpaint_val.json",
     cache_dir: str | None = None,
     caption_policy: object = None,
 ) -> ItemSet:
@@ -161,6 +196,13 @@ def tuxpaint(
     `cache_dir` and `caption_policy` are run settings read by the feature cache and the encoding step.
     """
     published, split_path = load_split_file(split_file)
+    if split in VAL_SPLITS:  # the published validation carve, made from this split file
+        carve, val_path = load_split_file(str(split_path.parent / val_file))
+        if carve.get("split_file_sha256") != file_sha256(split_path):
+            raise BenchError(f"Tux Paint validation file {val_path} was not carved from {split_path}; rebuild it "
+                             "with `python tasks/adapters/tuxpaint.py --val-only`")
+        published = {**published, "splits": {**published["splits"], **carve["splits"]}}
+        split_path = val_path
     if split not in published["splits"]:
         raise BenchError(f"Tux Paint split file {split_path.name} has splits {sorted(published['splits'])}, not {split!r}")
     stamps = find_tuxpaint_stamps(data_dir)
@@ -205,12 +247,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.25)
     parser.add_argument("--out", default=str(TASKS_DIR / "tuxpaint_split.json"))
+    parser.add_argument("--val-out", default=None, help="default: tuxpaint_val.json beside --out")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--val-only", action="store_true", help="keep --out, rebuild only the validation file")
     args = parser.parse_args(argv)
+    if not args.val_only:
+        _write_split(args)
+    published, split_path = load_split_file(args.out)
+    carve = build_val(find_tuxpaint_stamps(args.data_dir), published, file_sha256(split_path), args.seed,
+                      args.val_fraction)
+    val_out = Path(args.val_out) if args.val_out else split_path.with_name("tuxpaint_val.json")
+    val_out.write_text(json.dumps(carve, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{val_out}: {len(carve['splits']['train_fit'])} train_fit, {len(carve['splits']['val'])} val, "
+          f"{len(carve['excluded_from_val'])} excluded from val")
+    return 0
+
+
+def _write_split(args: argparse.Namespace) -> None:
     split = build_split(find_tuxpaint_stamps(args.data_dir), args.seed, args.test_fraction)
     Path(args.out).write_text(json.dumps(split, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{args.out}: {len(split['splits']['train'])} train, {len(split['splits']['test'])} test, "
           f"{split['n_groups']} groups, {len(split['excluded_from_test'])} excluded from test")
-    return 0
 
 
 if __name__ == "__main__":

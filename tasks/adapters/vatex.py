@@ -30,15 +30,16 @@ EXPECTED = (
 FILES = {"train": "vatex_training_v1.0.json", "validation": "vatex_validation_v1.0.json",
          "public_test": "vatex_public_test_english_v1.1.json"}
 HGR = {"hgr_val": "hgr_val_ids", "hgr_test": "hgr_test_ids"}
+HELD_OUT = "val_minus_hgr_test"  # the validation file without the HGR test ids: the retrieval tasks' validation
 
 
 @register_adapter("vatex")
 def vatex(split: str, data_dir: str | None = None, video_dir: str | list[str] | None = None,
           audio_dir: str | None = None, **options: Any) -> ItemSet:
-    """VATEX: splits train, validation, public_test, and hgr_val / hgr_test (subsets of validation)."""
+    """VATEX: splits train, validation, public_test, hgr_val / hgr_test (subsets of validation), val_minus_hgr_test."""
     check_options("vatex", options)
-    if split not in FILES and split not in HGR:
-        raise unknown_name("vatex split", split, [*FILES, *HGR])
+    if split not in FILES and split not in HGR and split != HELD_OUT:
+        raise unknown_name("vatex split", split, [*FILES, *HGR, HELD_OUT])
     root = data_root("vatex", data_dir, EXPECTED)
     ann = find_file(root, [FILES.get(split, FILES["validation"])], "vatex", EXPECTED)
     files = [ann]
@@ -52,6 +53,11 @@ def vatex(split: str, data_dir: str | None = None, video_dir: str | list[str] | 
         if absent:
             raise BenchError(f"{id_file}: {len(absent)} ids are not in {ann.name} (first: {absent[0]})")
         records = [by_id[v] for v in wanted]
+    elif split == HELD_OUT:
+        id_file = find_file(root, [f"{HGR['hgr_test']}{ext}" for ext in (".txt", ".json", ".npy")], "vatex", EXPECTED)
+        files.append(id_file)
+        test_ids = set(read_id_list(id_file))
+        records = [r for r in records if r["videoID"] not in test_ids]
     folders = media_folders(root, video_dir, ["videos", "video", "vatex_videos"])
     videos = MediaIndex(folders, VIDEO_SUFFIXES)
     audios = MediaIndex(media_folders(root, audio_dir, []), AUDIO_SUFFIXES) if audio_dir else None
