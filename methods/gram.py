@@ -14,6 +14,7 @@ from pmrl_bench.toolkit import (
     Method,
     anchor_and_tuple,
     cosine_mean,
+    directional_cross_entropy,
     gram_volume,
     present_modalities,
     register_method,
