@@ -21,6 +21,8 @@ EPILOG = """examples:
   python -m pmrl_bench tune --method pmrl --seeds 0 1 2 3 4          # pick on validation, then 5 final seeds
   python -m pmrl_bench leaderboard                            # regenerate results/LEADERBOARD.md
   python -m pmrl_bench compare --task synthetic --methods pmrl gram
+  python -m pmrl_bench export --out runs.csv                  # tidy CSV: one row per run x metric
+  python -m pmrl_bench report --out site/                     # static HTML report
   python -m pmrl_bench sweep slurm/sweeps/synthetic.yaml --executor local --dry-run
 """
 
@@ -33,6 +35,8 @@ HANDLERS = {
     "status": "pmrl_bench.cluster.sweep:cli_status",
     "leaderboard": "pmrl_bench.report.leaderboard:cli_leaderboard",
     "compare": "pmrl_bench.report.compare:cli_compare",
+    "export": "pmrl_bench.report.export:cli_export",
+    "report": "pmrl_bench.report.site:cli_report",
     "validate": "pmrl_bench.results.validate:cli_validate",
     "data": "pmrl_bench.data.cli:cli_data",
 }
@@ -145,15 +149,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_nonempty, default=None, help="default: <results-dir>/LEADERBOARD.md")
     p.add_argument("--correction", choices=["holm", "bh"], default="holm")
     p.add_argument("--poi", action="store_true", help="add the probability-of-improvement column")
-    p.add_argument("--config", action="append", default=[], metavar="METHOD=HASH",
-                   help="use only this config hash of a method")
+    p.add_argument("--config", action="append", default=[], metavar="METHOD=HASH|LABEL",
+                   help="use only this configuration of a method (hash prefix, label, tuned or default)")
+    p.add_argument("--format", default="md", help="md (default), csv, json, latex or html")
+    p.add_argument("--suite", default=None, help="suite to rank: tasks/suites/<NAME>.yaml or a suite file (default: default)")
+    p.add_argument("--no-cache", action="store_true", help="recompute every statistic (no <results-dir>/.cache/stats)")
 
     p = sub.add_parser("compare", parents=[plug], help="paired significance test of two methods on one task")
     p.add_argument("--task", type=_nonempty, required=True)
     p.add_argument("--methods", nargs=2, required=True, metavar=("A", "B"))
     p.add_argument("--metric", default=None, help="default: the task's primary metric")
     p.add_argument("--results-dir", type=_nonempty, default="results")
-    p.add_argument("--config", action="append", default=[], metavar="METHOD=HASH")
+    p.add_argument("--config", action="append", default=[], metavar="METHOD=HASH|LABEL")
+
+    p = sub.add_parser("export", help="every run's metrics as a tidy CSV (one row per run x metric)")
+    p.add_argument("--results-dir", type=_nonempty, default="results")
+    p.add_argument("--out", default=None, help="CSV file (default: standard output)")
+
+    p = sub.add_parser("report", help="write the static HTML report (no server, no network)")
+    p.add_argument("--results-dir", type=_nonempty, default="results")
+    p.add_argument("--out", required=True, help="folder of the site (index.html, one page per task)")
+    p.add_argument("--correction", choices=["holm", "bh"], default="holm")
+    p.add_argument("--suite", default=None)
+    p.add_argument("--no-cache", action="store_true", help="recompute every statistic (no <results-dir>/.cache/stats)")
 
     p = sub.add_parser("validate", help="check result files against the record schema")
     p.add_argument("path", type=_nonempty, nargs="?", default="results")

@@ -20,7 +20,8 @@ def digest(name: str) -> str:
 
 def make_record(task: str, method: str, seed: int, outcomes: dict[str, np.ndarray], *, config_hash: str = "a" * 16,
                 status: str = "ok", eval_set: dict[str, str] | None = None, n_candidates: int | None = None,
-                groups: dict[str, np.ndarray] | None = None, task_meta: dict | None = None) -> RunResult:
+                groups: dict[str, np.ndarray] | None = None, task_meta: dict | None = None,
+                params: dict | None = None, **fields) -> RunResult:
     """A record whose metrics are recomputed from `outcomes` ({'t2v/rank': ranks} or {'cls/correct': 0/1})."""
     metrics, per_query, protocol = {}, {}, {}
     if status == "ok":
@@ -37,9 +38,10 @@ def make_record(task: str, method: str, seed: int, outcomes: dict[str, np.ndarra
     run_id = hashlib.sha256(f"{method}{config_hash}{seed}".encode()).hexdigest()[:16]
     return RunResult(
         run_id=run_id, config_hash=config_hash, method=method, task=task, seed=seed, status=status,
-        error=None if status == "ok" else "loss became NaN at step 12", config={"method": method},
+        error=None if status == "ok" else "loss became NaN at step 12", config={"method": method, **({"method_params": params} if params is not None else {})},
         metrics=metrics, per_query=per_query, eval_set=eval_set, protocol=protocol, created_at="2025-01-01T00:00:00",
         task_meta=task_meta,
+        **fields,
     )
 
 

@@ -79,7 +79,7 @@ def test_output_is_deterministic(results, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--methods", "pmrl", "other"], "different eval sets on synthetic/t2va: pmrl "),
     (["--methods", "pmrl", "gramm"], "unknown method 'gramm'; did you mean 'gram'?"),
-    (["--methods", "pmrl", "gram"], "gram has 2 configs on synthetic (aaaaaaaa, bbbbbbbb); pick one with --config"),
+    (["--methods", "pmrl", "gram", "--config", "gram=tau9"], "unknown configuration of gram 'tau9'"),
     (["--methods", "pmrl", "clip", "--metric", "t2va/R@l"], "unknown metric 't2va/R@l'; did you mean"),
     (["--methods", "pmrl", "clip", "--metric", "t2v/R@1"], "unknown metric 't2v/R@1'"),
     (["--methods", "pmrl", "pmrl"], "two different methods"),
@@ -115,3 +115,38 @@ def test_one_query_is_refused(tmp_path, capsys):
         write(tmp_path, "synthetic", "gram", seed, {"t2va/rank": np.array([3])})
     rc, _, err = run(capsys, "--results-dir", str(tmp_path), "--task", "synthetic", "--methods", "pmrl", "gram")
     assert rc == 2 and "fewer than 2 queries" in err
+
+
+def test_several_configurations_take_the_rule_chosen_one_and_say_so(results, capsys):
+    rc, out, err = run(capsys, "--results-dir", str(results), "--task", "synthetic", "--methods", "pmrl", "gram")
+    assert rc == 0
+    assert "note: gram: using its default configuration [aaaaaaaa] (the rule: tuned, else default)" in err
+    assert "seeds 0 1 2 3 (4 used)" in out.splitlines()[2]
+    rc, out, err = run(capsys, "--results-dir", str(results), "--task", "synthetic", "--methods", "pmrl", "gram",
+                       "--config", "gram=bbbb")
+    assert rc == 0 and "note:" not in err and "seeds 0 (1 used)" in out.splitlines()[2]
+
+
+def test_tuned_configuration_is_the_entry_and_ad_hoc_ones_are_labelled(tmp_path, capsys):
+    for seed in range(3):
+        write(tmp_path, "synthetic", "pmrl", seed, {"t2va/rank": simulated_ranks(200, 0.3, seed)},
+              params={"tau1": 0.05, "tau2": 0.1})
+        write(tmp_path, "synthetic", "pmrl", seed, {"t2va/rank": simulated_ranks(200, 0.6, seed)},
+              params={"tau1": 0.5, "tau2": 0.1}, config_hash="b" * 16)
+        write(tmp_path, "synthetic", "gram", seed, {"t2va/rank": simulated_ranks(200, 0.5, seed)})
+    rc, out, err = run(capsys, "--results-dir", str(tmp_path), "--task", "synthetic", "--methods", "pmrl", "gram")
+    assert rc == 0 and "using its default configuration [aaaaaaaa]" in err and "ad hoc: tau1=0.5 [bbbbbbbb]" in err
+    default_line = out.splitlines()[1]
+    rc, out, err = run(capsys, "--results-dir", str(tmp_path), "--task", "synthetic", "--methods", "pmrl", "gram",
+                       "--config", "pmrl=tau1=0.5")
+    assert rc == 0 and "note" not in err
+    assert float(out.splitlines()[1].split()[1]) > float(default_line.split()[1]) + 10  # quality 0.6 vs 0.3
+
+
+def test_all_files_of_a_method_invalid(tmp_path, capsys):
+    for seed in range(3):
+        write(tmp_path, "synthetic", "gram", seed, {"t2va/rank": simulated_ranks(200, 0.5, seed)})
+        bad = write(tmp_path, "synthetic", "pmrl", seed, {"t2va/rank": simulated_ranks(200, 0.5, seed)})
+        bad.write_text("{", encoding="utf-8")
+    rc, out, err = run(capsys, "--results-dir", str(tmp_path), "--task", "synthetic", "--methods", "pmrl", "gram")
+    assert rc == 2 and "error: all 3 result file(s) of pmrl on synthetic failed validation" in err

@@ -49,34 +49,47 @@ def board(scenario):
 
 def test_marks_in_a_task_table(board):
     rows = table_rows(section(board[0], "synthetic"))
-    assert list(rows) == ["pmrl", "twin", "clip", "imagebind", "gram [bbbbbbbb]", "gram [aaaaaaaa]"]
-    r1 = 1  # column index of t2va R@1 (after n)
+    assert list(rows) == ["pmrl", "twin", "clip", "imagebind", "gram (default) [bbbbbbbb]", "gram"]
+    assert rows["gram"][0] == rows["pmrl"][0] == "default"  # config column: kind (no label: the defaults)
+    r1 = 2  # column index of t2va R@1 (after config, n)
     assert rows["pmrl"][r1].startswith("**") and rows["twin"][r1].startswith("**")  # exact tie: both bold
     assert rows["pmrl"][r1] == rows["twin"][r1]
     assert rows["clip"][r1].endswith("†")  # not significantly worse
     assert rows["imagebind"][r1].endswith("‡")  # two seeds: not tested
-    for label in ("gram [aaaaaaaa]", "gram [bbbbbbbb]"):  # truly worse: no mark
+    for label in ("gram", "gram (default) [bbbbbbbb]"):  # truly worse: no mark
         assert not rows[label][r1].endswith(("†", "‡", "**"))
-    assert " ± " in rows["gram [aaaaaaaa]"][r1]
+    assert " ± " in rows["gram"][r1]
 
 
 def test_n_column_and_cells_formats(board):
     rows = table_rows(section(board[0], "synthetic"))
-    assert rows["imagebind"][0] == "2/3"  # one failed run
-    assert rows["clip"][0] == "6/6"  # the run on another eval set is successful but left out of the table
-    assert header_cells(section(board[0], "synthetic")) == [
-        "method", "n", "t2va R@1", "t2va R@5", "t2va R@10", "t2va MdR", "t2va MnR"]
-    mdr = rows["gram [aaaaaaaa]"][4]
-    assert mdr.count("[") == 1 and mdr.endswith("]")
+    assert rows["imagebind"][1] == "2/3"  # one failed run
+    assert rows["clip"][1] == "6/6"  # the run on another eval set is successful but left out of the table
+    assert header_cells(section(board[0], "synthetic")) == ["method", "config", "n", "t2va R@1", "t2va MRR"]
+
+
+def test_task_page_has_the_full_grid(scenario, board):
+    page = (scenario[0] / "LEADERBOARD_tasks" / "synthetic.md").read_text(encoding="utf-8")
+    assert "[synthetic page](LEADERBOARD_tasks/synthetic.md)" in section(board[0], "synthetic")
+    assert header_cells(page) == ["method", "config", "n", "t2va R@1", "t2va R@5", "t2va R@10", "t2va MdR",
+                                  "t2va MnR", "t2va MRR"]
+    rows = table_rows(page)
+    mdr = rows["gram"][5]
+    assert mdr.count("[") == 1 and mdr.endswith("] ‡")  # MdR is never tested: explicit mark, not "worse"
+    assert rows["pmrl"][5].startswith("**")
+    assert "MdR is never tested" in page
 
 
 def test_task_footnote(board):
     text = section(board[0], "synthetic")
-    assert "Holm-adjusted over the 4 comparisons of that column" in text
+    assert "Holm-adjusted over the 10 pairwise comparisons of that column" in text
+    assert "population of queries and training seeds" in text
+    assert "is detected with 80% probability" in text
     assert "Queries: 300 (t2va), eval set " + digest("synthetic:t2va/rank")[:8] in text
     assert "imagebind seed 2 (failed: loss became NaN at step 12)" in text
     assert "clip seed 7 (t2va: eval set " + digest("another test split")[:8] + ")" in text
-    assert "Stats protocol v1; resampling: numpy PCG64, seed 12345, 10,000 resamples." in text
+    assert "Invalid files (unreadable or failing validation; in no row, see `validate`): pmrl 1." in text
+    assert "Stats protocol v2; resampling: numpy PCG64, seed 12345, 10,000 resamples." in text
     assert "Query identity not verified" not in text
 
 
@@ -85,7 +98,7 @@ def test_values_match_the_records(scenario, board):
     rows = table_rows(section(board[0], "synthetic"))
     ranks = [simulated_ranks(300, 0.4, s, 0) for s in range(5)]
     value = np.mean([100 * np.mean(r <= 1) for r in ranks])
-    assert rows["gram [aaaaaaaa]"][1].startswith(f"{value:.1f} ± ")
+    assert rows["gram"][2].startswith(f"{value:.1f} ± ")
     assert (root / "synthetic" / "gram").is_dir()
 
 
@@ -95,8 +108,10 @@ def test_cross_task_ranking_and_diagram(scenario, board):
     rows = table_rows(text)
     assert list(rows) == ["pmrl", "twin", "clip", "gram"]
     assert rows["pmrl"][0] == rows["twin"][0] == "1.50"
-    assert "Iman-Davenport F(3, 3)" in text and "Nemenyi CD (alpha = 0.05, k = 4, N = 2)" in text
-    assert "gram [aaaaaaaa] on synthetic" in text  # the config with most seeds
+    assert "(exact permutation p over every within-task reordering)" in text
+    assert "Iman-Davenport" not in text  # not accurate at N = 2
+    assert "Nemenyi CD (alpha = 0.05, k = 4, N = 2)" in text
+    assert "Entries: each method's tuned configuration (selected on validation), else its default" in text
     assert "imagebind (missing: synthetic, synthetic-noisy-anchor)" in text
     assert "![Critical difference diagram](LEADERBOARD_cd.png)" in text
     assert (root / "LEADERBOARD_cd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -117,7 +132,10 @@ def test_regeneration_is_byte_identical(scenario, board, tmp_path):
     png = (root / "LEADERBOARD_cd.png").read_bytes()
     out = tmp_path / "again.md"
     assert main(["leaderboard", "--results-dir", str(root), "--out", str(out)]) == 0
-    assert out.read_text(encoding="utf-8") == board[0].replace("LEADERBOARD_cd.png", "again_cd.png")
+    assert out.read_text(encoding="utf-8") == board[0].replace("LEADERBOARD_cd.png", "again_cd.png").replace(
+        "LEADERBOARD_tasks/", "again_tasks/")
+    assert (tmp_path / "again_tasks" / "synthetic.md").read_bytes() == (
+        root / "LEADERBOARD_tasks" / "synthetic.md").read_bytes()
     assert (tmp_path / "again_cd.png").read_bytes() == png
     assert main(["leaderboard", "--results-dir", str(root)]) == 0
     assert (root / "LEADERBOARD.md").read_text(encoding="utf-8") == board[0]
@@ -131,7 +149,7 @@ def test_config_picks_one_and_bh_and_poi(scenario, tmp_path):
     md = out.read_text(encoding="utf-8")
     rows = table_rows(section(md, "synthetic"))
     assert "gram" in rows and not any("[" in label for label in rows)
-    assert "Benjamini-Hochberg-adjusted over the 3 comparisons" in md and "false discovery rate" in md
+    assert "Benjamini-Hochberg-adjusted over the 6 pairwise comparisons" in md and "false discovery rate" in md
     ranking = table_rows(section(md, "Across tasks"))
     assert ranking["pmrl"][2] == "–"
     lo_hi = ranking["gram"][2]
@@ -140,7 +158,7 @@ def test_config_picks_one_and_bh_and_poi(scenario, tmp_path):
 
 def test_config_unknown_hash_is_refused(scenario, capsys):
     assert main(["leaderboard", "--results-dir", str(scenario[0]), "--config", "gram=ffff"]) == 2
-    assert "no such config; known: aaaaaaaa, bbbbbbbb" in capsys.readouterr().err
+    assert "unknown configuration of gram 'ffff'" in capsys.readouterr().err
 
 
 def test_missing_or_empty_results_dir(tmp_path, capsys):
@@ -165,17 +183,21 @@ def test_task_without_task_file_and_other_outcomes(tmp_path):
     (tmp_path / "LEADERBOARD_cd.png").write_bytes(b"stale diagram of an earlier ranking")
     assert main(["leaderboard", "--results-dir", str(tmp_path)]) == 0
     md = (tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8")
-    text = section(md, "mystery")
-    assert header_cells(text) == ["method", "n", "cls acc", "t2v R@1", "t2v R@5", "t2v R@10", "t2v MdR", "t2v MnR",
-                                  "t2v MRR"]
+    text = section(md, "mystery (not in suite `default`)")
+    assert header_cells(text) == ["method", "config", "n", "cls acc", "t2v R@1", "t2v MRR"]
+    page = (tmp_path / "LEADERBOARD_tasks" / "mystery.md").read_text(encoding="utf-8")
+    assert header_cells(page) == ["method", "config", "n", "cls acc", "t2v R@1", "t2v R@5", "t2v R@10", "t2v MdR",
+                                  "t2v MnR", "t2v MRR"]
     assert "Primary metric:" not in text  # never guessed (it used to be the first column)
     assert "tasks/mystery.yaml not found or invalid and the records carry no task_meta" in text
     assert "no primary metric" in text
     assert "query groups: as recorded (40 groups, group-weighted)" in text
     assert "Query identity not verified: gram." in text
     rows = table_rows(text)
-    assert rows["gram"][1].endswith("‡") and " ± " not in rows["gram"][1]  # one seed: value only
-    assert "No task has results on its primary metric: no ranking." in section(md, "Across tasks")
+    assert rows["gram"][2].endswith("‡") and " ± " not in rows["gram"][2]  # one seed: value only
+    across = section(md, "Across tasks")
+    assert "Suite tasks without results here (ranked over the others): synthetic, synthetic-noisy-anchor, tuxpaint" in across
+    assert "No task has results on its primary metric: no ranking." in across
     assert not (tmp_path / "LEADERBOARD_cd.png").exists()
 
 
@@ -217,13 +239,15 @@ def test_self_describing_records_rank_without_a_task_file(tmp_path, capsys):
                 # acc is best for gram and worst for pmrl: a guessed primary (first column) would invert the ranking
                 write(tmp_path, task, method, seed, {"t2v/rank": np.minimum(rng.geometric(p, 200), 100),
                                                      "cls/correct": rng.random(200) < 1 - p}, task_meta=META)
-    assert main(["leaderboard", "--results-dir", str(tmp_path)]) == 0
+    suite = tmp_path / "riddles.yaml"
+    suite.write_text("tasks:\n  - {task: mystery, primary: t2v/MnR}\n  - {task: riddle, primary: t2v/MnR}\n")
+    assert main(["leaderboard", "--results-dir", str(tmp_path), "--suite", str(suite)]) == 0
     err = capsys.readouterr().err
     assert err.count("tasks/mystery.yaml not found") == 1 and err.count("tasks/riddle.yaml not found") == 1
     md = (tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8")
     text = section(md, "mystery")
     assert "Primary metric: `t2v/MnR` (lower is better)." in text
-    assert header_cells(text) == ["method", "n", "t2v R@1", "t2v MnR", "cls acc"]
+    assert header_cells(text) == ["method", "config", "n", "t2v MnR", "t2v R@1", "t2v MRR", "cls acc"]
     assert list(table_rows(text)) == ["pmrl", "clip", "gram"]  # lowest mean rank first
     assert [row[0] for row in table_rows(section(md, "Across tasks")).values()] == ["1.00", "2.00", "3.00"]
     assert list(table_rows(section(md, "Across tasks"))) == ["pmrl", "clip", "gram"]
@@ -239,7 +263,9 @@ def test_changed_task_file_is_reported_and_the_records_layout_kept(tmp_path, cap
     err = capsys.readouterr().err
     assert err.count("tasks/synthetic.yaml is version 1 but the records are version 7") == 1
     text = section((tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8"), "synthetic")
-    assert header_cells(text) == ["method", "n", "t2va R@1", "t2va MnR"]  # not the task file's five columns
+    assert header_cells(text) == ["method", "config", "n", "t2va R@1", "t2va MRR"]
+    page = (tmp_path / "LEADERBOARD_tasks" / "synthetic.md").read_text(encoding="utf-8")
+    assert header_cells(page) == ["method", "config", "n", "t2va R@1", "t2va MnR", "t2va MRR"]  # not the file's five
     assert "is version 1 but the records are version 7" in text
 
 

@@ -162,10 +162,10 @@ def test_leaderboard_and_compare_treat_qa_correctness_like_classification(tmp_pa
             write(tmp_path, "synthetic-qa", method, seed, {"qa/correct": rng.random(300) < p, "qa_prior/correct": prior,
                                                            "qa_qonly/correct": qonly}, task_meta=meta)
     assert main(["leaderboard", "--results-dir", str(tmp_path)]) == 0
-    text = section((tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8"), "synthetic-qa")
-    assert header_cells(text) == ["method", "n", "qa acc", "qa_prior acc", "qa_qonly acc"]
+    text = section((tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8"), "synthetic-qa (not in suite `default`)")
+    assert header_cells(text) == ["method", "config", "n", "qa acc", "qa_prior acc", "qa_qonly acc"]
     assert list(table_rows(text)) == ["pmrl", "clip", "gram"]  # by the primary metric qa/acc
-    assert " ± " in table_rows(text)["pmrl"][1]
+    assert " ± " in table_rows(text)["pmrl"][2]
     capsys.readouterr()
     assert main(["compare", "--results-dir", str(tmp_path), "--task", "synthetic-qa", "--methods", "pmrl", "gram"]) == 0
     out = capsys.readouterr().out

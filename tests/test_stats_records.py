@@ -58,7 +58,7 @@ def test_entities_labels_and_config_choices(tmp_path):
     write(tmp_path, "t", "a", 0, {"p/rank": RANKS}, config_hash="b" * 16)
     write(tmp_path, "t", "c", 0, {"p/rank": RANKS})
     runs = load_runs(tmp_path).runs
-    assert [e.label for e in task_entities(runs, "t")] == ["a [aaaaaaaa]", "a [bbbbbbbb]", "c"]
+    assert [e.label for e in task_entities(runs, "t")] == ["a", "a (default) [bbbbbbbb]", "c"]
     choices = parse_config_choices(["a=bb"])
     check_config_choices(runs, choices)
     assert [e.label for e in task_entities(runs, "t", choices)] == ["a", "c"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from pmrl_bench.results.table import (
     Scope,
     build_scope,
     check_config_choices,
+    entry_of,
     load_runs,
     parse_config_choices,
     task_entities,
@@ -42,15 +44,23 @@ from pmrl_bench.results.table import (
 LOG = logging.getLogger(__name__)
 
 
-def _entity(entities: list[Entity], method: str, task: str) -> Entity:
-    """The single entity of a method on the task (several configs need --config)."""
+def _entity(entities: list[Entity], method: str, task: str, invalid: int) -> tuple[Entity, str | None]:
+    """The entity of a method on the task: its only one, else the rule-chosen entry (and a line saying so)."""
     mine = [e for e in entities if e.method == method]
+    if not mine and invalid:
+        raise BenchError(f"all {invalid} result file(s) of {method} on {task} failed validation "
+                         f"(see `python -m pmrl_bench validate results/{task}/{method}`)")
     if not mine:
         raise unknown_name("method", method, {e.method for e in entities}, f"(methods with results on {task})")
-    if len(mine) > 1:
-        hashes = ", ".join(e.config_hash[:8] for e in mine)
-        raise BenchError(f"{method} has {len(mine)} configs on {task} ({hashes}); pick one with --config {method}=HASH")
-    return mine[0]
+    if len(mine) == 1:
+        return mine[0], None
+    chosen = entry_of(mine)
+    others = ", ".join(f"{e.config_text} [{e.config_hash[:8]}]" for e in mine if e is not chosen)
+    if chosen is None:
+        raise BenchError(f"{method} has {len(mine)} configurations on {task} and none is tuned or default "
+                         f"({others}); pick one with --config {method}=LABEL")
+    return chosen, (f"note: {method}: using its {chosen.kind} configuration [{chosen.config_hash[:8]}] (the rule: "
+                    f"tuned, else default); others: {others}; choose with --config {method}=LABEL")
 
 
 def _metric(layout, metric: str | None, kinds: dict[str, str]) -> tuple[str, MetricDef]:
@@ -187,7 +197,8 @@ def cli_compare(args: argparse.Namespace) -> int:
     for problem in table.problems:
         if problem.path.relative_to(root).parts[0] == args.task:
             LOG.warning("warning: skipping %s: %s", problem.path, problem.reason)
-    if args.task not in table.tasks():
+    if args.task not in table.tasks() and not any(p.path.relative_to(root).parts[0] == args.task
+                                                   for p in table.problems):
         raise unknown_name("task", args.task, table.tasks(), f"(tasks with results in {root}/)")
     a_name, b_name = args.methods
     if a_name == b_name:
@@ -195,7 +206,11 @@ def cli_compare(args: argparse.Namespace) -> int:
     choices = parse_config_choices(args.config)
     check_config_choices(table.runs, choices)
     entities = task_entities(table.runs, args.task, choices)
-    a, b = _entity(entities, a_name, args.task), _entity(entities, b_name, args.task)
+    invalid = Counter(p.path.relative_to(root).parts[:2] for p in table.problems if len(p.path.relative_to(root).parts) > 2)
+    (a, note_a), (b, note_b) = (_entity(entities, m, args.task, invalid[(args.task, m)]) for m in (a_name, b_name))
+    for note in (note_a, note_b):
+        if note:
+            LOG.warning(note)
     layout = task_layout(args.task, table.runs)
     if layout.note:
         LOG.warning("warning: %s: %s", args.task, layout.note)

@@ -6,7 +6,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from pmrl_bench.report.stats.outcomes import (
     run_metric,
     split_metric,
 )
+from pmrl_bench.results.labels import AD_HOC, DEFAULT, TUNED, derive_label
 from pmrl_bench.results.record import SCHEMA_VERSION, RunResult, TaskMeta
 from pmrl_bench.safeio import UnsafeFile, read_bytes
 
@@ -49,6 +50,10 @@ class Run:
     n_candidates: dict[str, int]
     task_meta: TaskMeta | None = None
     limited: bool = False
+    method_params: dict[str, Any] = field(default_factory=dict)
+    config_label: str | None = None  # as recorded (issue 10); None: derived from method_params
+    selection: dict[str, Any] | None = None  # validation-selected configuration (issue 10)
+    train_curve: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -207,8 +212,11 @@ def _to_run(rec: RunResult, path: Path) -> Run:
         target = groups if kind == GROUP else outcomes
         arr = np.asarray(values, dtype=np.int64)
         target[prefix] = arr if kind == GROUP else (kind, arr)
+    params = rec.config.get("method_params")
     return Run(path, rec.task, rec.method, rec.config_hash, rec.seed, rec.status, rec.error, dict(rec.metrics),
-               outcomes, groups, dict(rec.eval_set), _gallery_sizes(rec.protocol), rec.task_meta, rec.limited)
+               outcomes, groups, dict(rec.eval_set), _gallery_sizes(rec.protocol), rec.task_meta, rec.limited,
+               dict(params) if isinstance(params, dict) else {}, getattr(rec, "config_label", None),
+               getattr(rec, "selection", None), list(getattr(rec, "train_curve", None) or []))
 
 
 def read_run(path: Path) -> Run | Problem:
@@ -269,6 +277,8 @@ class Entity:
     config_hash: str
     label: str
     runs: tuple[Run, ...]
+    kind: str = DEFAULT  # tuned | default | ad hoc (issue 10.5)
+    config_label: str = ""  # the parameters that differ from the method's defaults
 
     @property
     def key(self) -> str:
@@ -280,40 +290,81 @@ class Entity:
         """Failed runs."""
         return [r for r in self.runs if not r.ok]
 
+    @property
+    def config_text(self) -> str:
+        """Kind and configuration label, e.g. 'tuned: tau1=0.5' or 'default'."""
+        return f"{self.kind}: {self.config_label}" if self.config_label else self.kind
+
 
 def parse_config_choices(pairs: Sequence[str]) -> dict[str, str]:
-    """--config METHOD=HASH options -> {method: hash prefix}."""
+    """--config METHOD=CHOICE options -> {method: choice} (a config hash prefix, a label, 'tuned' or 'default')."""
     out = {}
     for pair in pairs:
-        method, sep, digest = pair.partition("=")
-        if not sep or not method or not digest:
-            raise BenchError(f"--config {pair!r}: expected METHOD=HASH (a config_hash or its first characters)")
-        out[method] = digest
+        method, sep, choice = pair.partition("=")
+        if not sep or not method or not choice:
+            raise BenchError(f"--config {pair!r}: expected METHOD=HASH or METHOD=LABEL (e.g. pmrl=tau1=0.5)")
+        out[method] = choice
     return out
 
 
+def _matches(entity: Entity, choice: str) -> bool:
+    """Whether a --config choice names this entity: hash prefix, configuration label or kind."""
+    return entity.config_hash.startswith(choice) or choice in (entity.config_label, entity.kind)
+
+
 def check_config_choices(runs: Sequence[Run], choices: dict[str, str]) -> None:
-    """Every --config choice must match a config hash of its method somewhere in the runs."""
-    for method, digest in choices.items():
-        hashes = sorted({r.config_hash for r in runs if r.method == method})
-        if not hashes:
+    """Every --config choice must name a configuration of its method on some task (close matches otherwise)."""
+    for method, choice in choices.items():
+        mine = [e for t in sorted({r.task for r in runs}) for e in task_entities(runs, t) if e.method == method]
+        if not mine:
             raise unknown_name("method", method, {r.method for r in runs}, "(in --config)")
-        if not any(h.startswith(digest) for h in hashes):
-            raise BenchError(f"--config {method}={digest}: no such config; known: {', '.join(h[:8] for h in hashes)}")
+        if not any(_matches(e, choice) for e in mine):
+            known = {e.config_hash[:8] for e in mine} | {e.config_label for e in mine if e.config_label} | {
+                e.kind for e in mine}
+            raise unknown_name(f"configuration of {method}", choice, sorted(known), "(in --config)")
+
+
+def _entity_kind(runs: Sequence[Run], label: str) -> str:
+    """tuned when a record carries `selection`, default when it matches the method's defaults, else ad hoc."""
+    if any(r.selection for r in runs):
+        return TUNED
+    return DEFAULT if label == "" else AD_HOC
 
 
 def task_entities(runs: Sequence[Run], task: str, choices: dict[str, str] | None = None) -> list[Entity]:
-    """Entities of one task (label: method, or 'method [hash8]' when it has several configs), sorted by label."""
+    """Entities of one task, labelled by configuration (never by hash alone), sorted by label."""
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        if run.task == task and run.config_hash.startswith((choices or {}).get(run.method, "")):
+        if run.task == task:
             groups.setdefault((run.method, run.config_hash), []).append(run)
-    per_method = Counter(m for m, _ in groups)
-    out = [
-        Entity(m, h, m if per_method[m] == 1 else f"{m} [{h[:8]}]", tuple(sorted(rs, key=lambda r: r.seed)))
-        for (m, h), rs in groups.items()
-    ]
+    made = []
+    for (method, digest), rs in groups.items():
+        first = min(rs, key=lambda r: (r.seed, str(r.path)))
+        label = first.config_label if first.config_label is not None else derive_label(method, first.method_params)
+        made.append(Entity(method, digest, method, tuple(sorted(rs, key=lambda r: r.seed)), _entity_kind(rs, label),
+                           label))
+    chosen = [e for e in made if _matches(e, (choices or {}).get(e.method, ""))]
+    out = [replace(e, label=_display_label(e, chosen)) for e in chosen]
     return sorted(out, key=lambda e: (e.label, e.config_hash))
+
+
+def _display_label(e: Entity, entities: Sequence[Entity]) -> str:
+    """The method name for the method's rule-chosen entry, else 'method (label)'; hash added only on a clash."""
+    mine = [o for o in entities if o.method == e.method]
+    if len(mine) == 1 or e is entry_of(mine):
+        return e.method
+    text = f"{e.method} ({e.config_label or e.kind})"
+    clash = [o for o in mine if (o.config_label or o.kind) == (e.config_label or e.kind)]
+    return f"{text} [{e.config_hash[:8]}]" if len(clash) > 1 else text
+
+
+def entry_of(entities: Sequence[Entity]) -> Entity | None:
+    """A method's entry (the protocol's rule): its tuned configuration, else its defaults; None if neither."""
+    for kind in (TUNED, DEFAULT):
+        found = sorted((e for e in entities if e.kind == kind), key=lambda e: (-len(e.runs), e.config_hash))
+        if found:
+            return found[0]
+    return None
 
 
 # --- one scope: the runs of a (task, prefix) on one eval set --------------------------------------

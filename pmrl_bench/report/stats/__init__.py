@@ -1,4 +1,4 @@
-"""Statistics protocol v1 (docs/statistics.md): pure, vectorised functions of per-query outcomes."""
+"""Statistics protocol v2 (docs/statistics.md v1 plus all-pairs adjusted marks and permutation Friedman p): pure, vectorised functions."""
 
 from pmrl_bench.report.stats.bootstrap import (
     BootstrapDraws,
@@ -28,7 +28,7 @@ from pmrl_bench.report.stats.ranking import (
 from pmrl_bench.report.stats.signflip import sign_flip_p
 from pmrl_bench.report.stats.streams import N_RESAMPLES, STATS_SEED
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MIN_SEEDS = 3
 ALPHA = 0.05
 

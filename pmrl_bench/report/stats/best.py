@@ -1,4 +1,11 @@
-"""Best entity of a leaderboard column and the adjusted tests of the others against it (docs/statistics.md 5)."""
+"""Best entity of a leaderboard column and which others are significantly worse (docs/statistics.md 5, protocol v2).
+
+"Not significantly worse than the best" compares each entity with the best *selected from the data*.
+Adjusting only the comparisons against that best does not control the family-wise error (with 6 equal
+methods one is marked worse about 10% of the time), so every pair of tested entities is tested and
+the k (k - 1) / 2 p-values are adjusted together: Holm over all pairs controls the family-wise error
+of every pairwise claim, hence of the claims against whichever entity turns out best.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +20,33 @@ from pmrl_bench.report.stats.paired import SeedQueryParts, crossed_t_tests
 
 @dataclass(frozen=True)
 class ColumnVerdict:
-    """Bold entities (exact ties), the test reference, and adjusted p per entity (NaN: not tested)."""
+    """Bold entities (exact ties), the test reference, and adjusted p per entity vs it (NaN: not tested)."""
 
     best: tuple[int, ...]
     reference: int | None
     adjusted_p: np.ndarray
     n_comparisons: int
+
+
+def pairwise_p(parts: Sequence[SeedQueryParts]) -> np.ndarray:
+    """Symmetric [k, k, *P] crossed-design t-test p-values of every pair (diagonal 1; P: the metrics' shape)."""
+    k = len(parts)
+    p = np.ones((k, k, *np.shape(parts[0].value)))
+    for i in range(k - 1):
+        row = crossed_t_tests(parts[i], parts[i + 1:]).p
+        p[i, i + 1:] = row
+        p[i + 1:, i] = row
+    return p
+
+
+def all_pairs_adjusted(parts: Sequence[SeedQueryParts], correction: str = "holm") -> np.ndarray:
+    """Pairwise p-values adjusted together over the k (k - 1) / 2 pairs, symmetric [k, k, *P]."""
+    k = len(parts)
+    p = pairwise_p(parts)
+    i, j = np.triu_indices(k, 1)
+    adjusted = np.ones_like(p)
+    adjusted[i, j] = adjusted[j, i] = adjust(p[i, j], correction)
+    return adjusted
 
 
 def column_verdict(
@@ -28,7 +56,7 @@ def column_verdict(
     parts: Sequence[SeedQueryParts | None] | None = None,
     correction: str = "holm",
 ) -> ColumnVerdict:
-    """Best among eligible entries (entries are in label order); test the others when parts are given."""
+    """Best among eligible entries (entries are in label order); all-pairs adjusted tests when parts are given."""
     values = np.asarray(values, dtype=np.float64)
     adjusted = np.full(len(values), np.nan)
     idx = np.nonzero(np.asarray(eligible))[0]
@@ -37,9 +65,10 @@ def column_verdict(
     target = values[idx].max() if higher_is_better else values[idx].min()
     best = tuple(int(i) for i in idx[values[idx] == target])
     ref = best[0]
-    others = [int(i) for i in idx if i != ref]
-    if parts is None or not others:
+    if parts is None or len(idx) < 2:
         return ColumnVerdict(best, ref, adjusted, 0)
-    res = crossed_t_tests(parts[ref], [parts[i] for i in others])
-    adjusted[others] = adjust(res.p, correction)
-    return ColumnVerdict(best, ref, adjusted, len(others))
+    matrix = all_pairs_adjusted([parts[i] for i in idx], correction)
+    row = matrix[int(np.nonzero(idx == ref)[0][0])]
+    others = idx != ref
+    adjusted[idx[others]] = row[others]
+    return ColumnVerdict(best, ref, adjusted, len(idx) * (len(idx) - 1) // 2)

@@ -18,6 +18,7 @@ from pmrl_bench.report.stats.streams import (
     seed_stream,
 )
 
+PRODUCT_BUDGET = 2_500_000  # resample rows x columns of the per-chunk product (bounds memory per entity count)
 MEDIAN_BAND = 3.0  # MdR indicator columns cover the empirical CDF within 0.5 -/+ 3/sqrt(N)
 
 
@@ -40,14 +41,19 @@ class BootstrapDraws:
 
 @dataclass(frozen=True)
 class _MedianColumns:
-    """Indicator columns [r <= v] near the median of every (entity, seed) rank series."""
+    """Indicator columns [r <= v] near the median of every (entity, seed) rank series, series side by side.
 
-    values: np.ndarray  # [M, J] window values per series (padded with the last value)
-    width: np.ndarray  # [M] true window width
+    Each series keeps only its own window (no padding to the widest one), so memory grows with the sum
+    of the window widths rather than with series x widest window.
+    """
+
+    values: np.ndarray  # [W] window values of all series, concatenated
+    width: np.ndarray  # [M] window width per series
+    offset: np.ndarray  # [M] first column of each series
     at_min: np.ndarray  # [M] window starts at the series' smallest rank
     sorted_ranks: np.ndarray  # [M, Nq]
     order: np.ndarray  # [M, Nq] argsort of each series
-    columns: np.ndarray  # [N, M * J] unit sums of the indicators
+    columns: np.ndarray  # [N, W] unit sums of the indicators
 
 
 def _median_columns(series: np.ndarray, groups: np.ndarray | None, n_units: int) -> _MedianColumns:
@@ -62,24 +68,22 @@ def _median_columns(series: np.ndarray, groups: np.ndarray | None, n_units: int)
         hi = min(len(vals) - 1, int(np.searchsorted(cdf, 0.5 + band, side="right")))
         windows.append((vals[lo : hi + 1], lo == 0))
     width = np.array([len(w) for w, _ in windows])
-    j = int(width.max())
-    values = np.stack([np.concatenate([w, np.full(j - len(w), w[-1])]) for w, _ in windows]).astype(np.float64)
-    ind = (series[:, :, None] <= values[:, None, :]).astype(np.float64)  # [M, Nq, J]
-    ind = np.moveaxis(ind, 1, 0).reshape(nq, m * j)
+    offset = np.concatenate([[0], np.cumsum(width)[:-1]])
+    values = np.concatenate([w for w, _ in windows]).astype(np.float64)
+    owner = np.repeat(np.arange(m), width)
+    ind = (series.T[:, owner] <= values[None, :]).astype(np.float64)  # [Nq, W]
     if groups is not None:
         ind = group_sums(ind, groups, n_units)
     order = np.argsort(series, axis=1, kind="stable")
-    return _MedianColumns(
-        values, width, np.array([a for _, a in windows]), np.take_along_axis(series, order, 1), order, ind
-    )
+    return _MedianColumns(values, width, offset, np.array([a for _, a in windows]),
+                          np.take_along_axis(series, order, 1), order, ind)
 
 
 def _order_statistic(cdf: np.ndarray, k: np.ndarray, med: _MedianColumns) -> tuple[np.ndarray, np.ndarray]:
     """Smallest window value v with F*(v) >= k, per (row, series); and where that is decided."""
-    idx = (cdf < k[:, None, None]).sum(axis=-1)  # [n, M]
+    idx = np.add.reduceat((cdf < k[:, None]).astype(np.int64), med.offset, axis=1)  # [n, M]
     ok = (idx < med.width[None]) & ((idx > 0) | med.at_min[None])
-    safe = np.minimum(idx, med.values.shape[1] - 1)
-    return med.values[np.arange(med.values.shape[0])[None, :], safe], ok
+    return med.values[med.offset[None] + np.minimum(idx, med.width[None] - 1)], ok
 
 
 def _exact_order_statistic(weights: np.ndarray, rows: np.ndarray, series: np.ndarray, k: np.ndarray,
@@ -90,10 +94,8 @@ def _exact_order_statistic(weights: np.ndarray, rows: np.ndarray, series: np.nda
     return med.sorted_ranks[series, pos].astype(np.float64)
 
 
-def _weighted_medians(t_cols: np.ndarray, query_weights: np.ndarray, med: _MedianColumns) -> np.ndarray:
+def _weighted_medians(cdf: np.ndarray, query_weights: np.ndarray, med: _MedianColumns) -> np.ndarray:
     """Run medians under count weights, [n, M]: equals np.median(np.repeat(r, w)) per row and series."""
-    n, m = len(t_cols), len(med.width)
-    cdf = t_cols.reshape(n, m, -1)
     total = query_weights.sum(axis=1)
     out = []
     for k in ((total + 1) // 2, total // 2 + 1):
@@ -133,7 +135,7 @@ def two_level_bootstrap(
     seeds = {e.key: seed_counts(seed_stream(scope, e.key, seed), n_resamples, e.values.shape[0]) for e in entities}
     mean = {e.key: np.empty((n_resamples, e.values.shape[2])) for e in entities}
     median = {e.key: np.empty(n_resamples) for e in with_median}
-    chunk_rows = chunk_rows or default_chunk(n_units)
+    chunk_rows = chunk_rows or max(1, min(default_chunk(n_units), PRODUCT_BUDGET // max(1, x.shape[1])))
     for rows, w in query_count_chunks(query_stream(scope, seed), n_resamples, n_units, chunk_rows):
         wf = w.astype(np.float64)
         t = wf @ x

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ import numpy as np
 from scipy import stats as sps
 
 from pmrl_bench.report.stats.bootstrap import percentile_interval
-from pmrl_bench.report.stats.streams import N_RESAMPLES, STATS_SEED, poi_stream, seed_counts
+from pmrl_bench.report.stats.streams import N_RESAMPLES, STATS_SEED, friedman_stream, poi_stream, seed_counts
 
 ALPHA = 0.05
 
@@ -48,6 +49,53 @@ def friedman_iman_davenport(ranks: np.ndarray) -> Omnibus:
         return Omnibus(chi2, float("inf"), df1, df2, 0.0)
     f = (n - 1) * chi2 / denom
     return Omnibus(chi2, f, df1, df2, float(sps.f.sf(f, df1, df2)))
+
+
+EXACT_LIMIT = 4_000_000  # distinct rank-sum vectors x k! per step of the exact enumeration
+ID_MIN_TASKS = 10  # Iman-Davenport's F approximation is reported only from this many tasks on
+
+
+@dataclass(frozen=True)
+class FriedmanP:
+    """Permutation p-value of the Friedman statistic: exact, or Monte Carlo with (b + 1) / (R + 1)."""
+
+    p: float
+    exact: bool
+    n_resamples: int  # 0 when exact
+
+
+def _rank_sum_stat(sums: np.ndarray) -> np.ndarray:
+    """The Friedman statistic up to constants for fixed ties: sum of squared rank sums (last axis)."""
+    return (sums.astype(np.float64) ** 2).sum(axis=-1)
+
+
+def _exact_friedman(doubled: np.ndarray) -> float | None:
+    """Exact p by enumerating every within-task permutation (rank sums merged as they repeat); None if too large."""
+    n, k = doubled.shape
+    perms = np.array(list(itertools.permutations(range(k))))
+    sums, weight = doubled[:1].astype(np.int64), np.ones(1)  # the first task fixed: symmetry
+    for row in doubled[1:]:
+        if len(sums) * len(perms) > EXACT_LIMIT:
+            return None
+        grid = (sums[:, None, :] + row[perms][None]).reshape(-1, k)
+        sums, inverse = np.unique(grid, axis=0, return_inverse=True)
+        weight = np.bincount(inverse.ravel(), weights=np.repeat(weight, len(perms)))
+    observed = _rank_sum_stat(doubled.sum(axis=0))
+    hit = _rank_sum_stat(sums) >= observed - 1e-9 * max(1.0, observed)
+    return float(weight[hit].sum() / weight.sum())
+
+
+def friedman_permutation_p(ranks: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = STATS_SEED) -> FriedmanP:
+    """Friedman test by permuting ranks within tasks: exact when enumerable, else Monte Carlo; never 0."""
+    doubled = np.rint(2 * np.asarray(ranks, dtype=np.float64)).astype(np.int64)  # ties give halves
+    exact = _exact_friedman(doubled)
+    if exact is not None:
+        return FriedmanP(exact, True, 0)
+    gen = friedman_stream(seed)
+    drawn = gen.permuted(np.broadcast_to(doubled, (n_resamples, *doubled.shape)), axis=2)
+    observed = _rank_sum_stat(doubled.sum(axis=0))
+    b = int((_rank_sum_stat(drawn.sum(axis=1)) >= observed - 1e-9 * max(1.0, observed)).sum())
+    return FriedmanP((b + 1) / (n_resamples + 1), False, n_resamples)
 
 
 def nemenyi_q(k: int, alpha: float = ALPHA) -> float:

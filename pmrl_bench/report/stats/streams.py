@@ -42,6 +42,11 @@ def poi_stream(task: str, entity: str, seed: int = STATS_SEED) -> np.random.Gene
     return _generator(3, crc(task), crc(entity), seed=seed)
 
 
+def friedman_stream(seed: int = STATS_SEED) -> np.random.Generator:
+    """Generator of the Monte Carlo permutations of the Friedman test (when exact enumeration is too large)."""
+    return _generator(4, seed=seed)
+
+
 def counts(idx: np.ndarray, n_cols: int) -> np.ndarray:
     """Index rows [n, m] -> count rows [n, n_cols] (how often each column was drawn), one bincount."""
     n_rows = idx.shape[0]

@@ -1,0 +1,42 @@
+"""Configuration labels: the method parameters that differ from the method's declared defaults (issue 10.5).
+
+Records written before the protocol recorded `config_label` get theirs derived here, against the
+defaults the registry reads from the method file's syntax tree (no torch import).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pmrl_bench.registry import method_defaults, method_names
+
+TUNED, DEFAULT, AD_HOC = "tuned", "default", "ad hoc"
+
+
+@cache
+def known_defaults(method: str) -> dict[str, Any]:
+    """The registered method's declared defaults (read without importing it); {} for an unknown method."""
+    if method not in method_names():
+        return {}
+    return method_defaults(method)
+
+
+def _value_text(value: Any) -> str:
+    """A parameter value as written in a label: 0.5, true, sigma1."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def label_from(params: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """'k=v, ...' for the parameters that differ from the defaults (defaults' order, then the others sorted)."""
+    keys = [k for k in defaults if k in params] + sorted(k for k in params if k not in defaults)
+    return ", ".join(f"{k}={_value_text(params[k])}" for k in keys if k not in defaults or params[k] != defaults[k])
+
+
+def derive_label(method: str, params: dict[str, Any]) -> str:
+    """The configuration label of a record without one; all parameters when the method's defaults are unknown."""
+    return label_from(params, known_defaults(method))
