@@ -202,8 +202,9 @@ def evaluate_direction(
     device: str,
     query_group: str | None = None,
     signs: dict[str, float] | None = None,
+    scores: Sequence[str] | None = None,
 ) -> EvalOutput:
-    """Rank every query row against every item's candidate tuple under each offered score.
+    """Rank every query row against every item's candidate tuple under each of `scores` (default: every offered one).
 
     The primary score's results use the direction's name as prefix, each other offered score
     `<direction>.<score>`; `signs` multiply the candidate embeddings (sign calibration).
@@ -211,7 +212,7 @@ def evaluate_direction(
     qmod = check_direction(split, direction)
     query, cands = direction_embeddings(heads, split, qmod, direction.candidates, device, signs)
     out = EvalOutput()
-    for score in offered_scores(method):
+    for score in scores or offered_scores(method):
         prefix = direction.name if score == method.primary_score else f"{direction.name}.{score}"
         ranks = rank_direction(method, score, query, cands, qmod, split)
         out.update(direction_output(prefix, ranks, split, qmod, direction.candidates, metric_names, query_group))
@@ -292,12 +293,19 @@ def evaluate_primary(
     seed: int,
     device: str = "cpu",
 ) -> EvalOutput:
-    """Only the task's primary metric (its one direction or protocol) on `split`: what validation selects on."""
+    """Only the task's primary metric (its one direction or protocol, under the method's primary score, signs
+    calibrated on train as at test) on `split`: what validation selects on."""
     prefix, metric = spec.primary_metric.split("/", 1)
     with torch.no_grad():
         for direction in spec.retrieval:
             if direction.name == prefix:
-                return evaluate_direction(method, heads, split, direction, [metric], device, spec.query_group)
+                signs = None
+                if method.sign_invariant:
+                    from pmrl_bench.evaluate.calibration import calibrate_scores
+
+                    signs = calibrate_scores(spec, method, heads, train, device).signs_for(direction)
+                return evaluate_direction(method, heads, split, direction, [metric], device, spec.query_group,
+                                          signs, [method.primary_score])
     from pmrl_bench.evaluate.classification import evaluate_classification
 
     cls_spec = next(c for c in spec.classification if c.name == prefix)
