@@ -17,10 +17,10 @@ import torch
 
 from pmrl_bench.config import resolve_config
 from pmrl_bench.data.load import load_split
-from pmrl_bench.evaluate.calibration import calibrate_scores
-from pmrl_bench.evaluate.rerank import rerank_ranks, train_matching_head
-from pmrl_bench.evaluate.retrieval import direction_embeddings, rank_direction
-from pmrl_bench.evaluate.robustness import noised_split
+from pmrl_bench.evaluation.calibration import calibrate_scores
+from pmrl_bench.evaluation.rerank import rerank_ranks, train_matching_head
+from pmrl_bench.evaluation.retrieval import direction_embeddings, rank_direction
+from pmrl_bench.evaluation.robustness import noised_split
 from pmrl_bench.registry import get_method
 from pmrl_bench.task import Rerank, load_task
 from pmrl_bench.train.heads import ProjectionHeads

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from pmrl_bench.evaluate.retrieval import default_chunk, retrieval_ranks
+from pmrl_bench.evaluation.retrieval import default_chunk, retrieval_ranks
 from pmrl_bench.registry import get_method
 
 

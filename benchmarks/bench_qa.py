@@ -18,8 +18,8 @@ import time
 import torch
 
 from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, single_row_features
-from pmrl_bench.evaluate.qa import evaluate_qa
-from pmrl_bench.evaluate.retrieval import evaluate_direction, project_rows
+from pmrl_bench.evaluation.qa import evaluate_qa
+from pmrl_bench.evaluation.retrieval import evaluate_direction, project_rows
 from pmrl_bench.registry import get_method
 from pmrl_bench.task import QASpec, RetrievalDirection
 from pmrl_bench.train.heads import ProjectionHeads

@@ -28,7 +28,7 @@ def make_inputs(n: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def ours(q: torch.Tensor, c: torch.Tensor) -> np.ndarray:
-    from pmrl_bench.evaluate.retrieval import retrieval_ranks
+    from pmrl_bench.evaluation.retrieval import retrieval_ranks
 
     n = len(q)
     return retrieval_ranks(lambda a, b: q[a:b] @ c.T, torch.arange(n), torch.arange(n))

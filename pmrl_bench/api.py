@@ -110,9 +110,9 @@ def leaderboard(
         raise BenchError(f"no valid result files under {root}/")
     choices = dict(config or {})
     check_config_choices(table.runs, choices)
-    tables = build_leaderboard(table, choices, correction, warn=lambda message: warnings.warn(message, stacklevel=3))
+    board = build_leaderboard(table, choices, correction, warn=lambda message: warnings.warn(message, stacklevel=3))
     out: dict[str, pd.DataFrame] = {}
-    for tt in tables:
+    for tt in board.tables:
         columns = [c for c in tt.layout.columns if c in tt.cells]
         rows = []
         for entity in _row_order(tt):
@@ -125,6 +125,6 @@ def leaderboard(
                 row[f"{c} mark"] = tt.marks[c].get(entity.key, "")
             rows.append(row)
         out[tt.layout.task] = pd.DataFrame(rows)
-    ranking = rank_methods(tables)
+    ranking = rank_methods(board.suite_tables)
     out["ranking"] = pd.DataFrame({"method": ranking.methods, "mean_rank": list(ranking.mean_ranks)})
     return out

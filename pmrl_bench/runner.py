@@ -57,8 +57,8 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     error during training/evaluation writes a `failed` record with the error's first line.
     """
     from pmrl_bench.env import environment
-    from pmrl_bench.evaluate.rerank import check_k
-    from pmrl_bench.evaluate.retrieval import evaluate, evaluate_primary
+    from pmrl_bench.evaluation.rerank import check_k
+    from pmrl_bench.evaluation.retrieval import evaluate, evaluate_primary
     from pmrl_bench.registry import get_method
     from pmrl_bench.train.heads import ProjectionHeads
     from pmrl_bench.train.trainer import NonFiniteLoss, train

@@ -50,7 +50,7 @@ def test_evaluate_without_results_dir_writes_nothing_and_bad_input_is_a_bench_er
 
 def test_import_is_light_and_evaluate_stays_the_function():
     code = ("import sys, pmrl_bench; heavy = [m for m in ('torch', 'pandas', 'numpy') if m in sys.modules]; "
-            "from pmrl_bench.evaluate.retrieval import evaluate; print(heavy, callable(pmrl_bench.evaluate), "
+            "from pmrl_bench.evaluation.retrieval import evaluate; print(heavy, callable(pmrl_bench.evaluate), "
             "pmrl_bench.evaluate.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.split() == ["[]", "True", "pmrl_bench.api"]

@@ -12,7 +12,7 @@ from scipy.optimize import minimize
 from pmrl_bench.data.encoders import ENCODER_FAMILIES, register_encoder
 from pmrl_bench.data.features import ModalityFeatures, SplitFeatures, single_row_features
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluate.classification import (
+from pmrl_bench.evaluation.classification import (
     attach_class_prompts,
     class_prompts,
     eval_set_digest,

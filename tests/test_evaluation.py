@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pmrl_bench.evaluate.retrieval import eval_set_digest, retrieval_ranks
+from pmrl_bench.evaluation.retrieval import eval_set_digest, retrieval_ranks
 from pmrl_bench.metrics import CORRECT, DEFAULT_RETRIEVAL_METRICS, RANK, compute_metrics
 
 
@@ -92,7 +92,7 @@ def test_accuracy():
 
 
 def test_ranks_count_exactly_beyond_the_float32_and_bf16_integer_range(monkeypatch):
-    import pmrl_bench.evaluate.retrieval as retrieval
+    import pmrl_bench.evaluation.retrieval as retrieval
 
     tied = torch.zeros(3, 600, dtype=torch.bfloat16)  # bf16 counts 0/1 exactly only to 256
     assert retrieval_ranks(lambda a, b: tied[a:b].clone(), torch.arange(3), torch.arange(600)).tolist() == [600] * 3

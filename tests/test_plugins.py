@@ -86,7 +86,7 @@ def test_in_process_registration_runs_through_the_api_and_writes_nothing(tmp_pat
     namespace: dict = {}
     exec(compile(PLUGIN.format(name="mine-inproc"), "<notebook>", "exec"), namespace)
     base = load_task("synthetic").model_dump(exclude={"name"})
-    small = {**base, "adapter_args": {**base["adapter_args"], "sizes": {"train": 300, "test": 60}}}
+    small = {**base, "adapter_args": {**base["adapter_args"], "sizes": {"train": 300, "val": 60, "test": 60}}}
     pmrl_bench.register_task("tiny-inproc")(lambda: small)
     out = pmrl_bench.evaluate(namespace["Mine"], "tiny-inproc", seeds=[0, 1], overrides={"epochs": 1})
     assert [(r.method, r.task, r.seed, r.status) for r in out] == [

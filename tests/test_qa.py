@@ -13,7 +13,7 @@ from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, single_row
 from pmrl_bench.data.items import Question
 from pmrl_bench.data.questions import check_questions
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluate.qa import (
+from pmrl_bench.evaluation.qa import (
     answer_targets,
     answer_vocabulary,
     evaluate_qa,

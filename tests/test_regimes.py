@@ -9,8 +9,8 @@ import torch
 from pmrl_bench import runner
 from pmrl_bench.config import resolve_config, run_id
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluate.rerank import MatchingHead, mine_negatives, rerank_ranks
-from pmrl_bench.evaluate.robustness import add_noise
+from pmrl_bench.evaluation.rerank import MatchingHead, mine_negatives, rerank_ranks
+from pmrl_bench.evaluation.robustness import add_noise
 from pmrl_bench.registry import get_method
 from pmrl_bench.results.record import read_result
 from pmrl_bench.runner import RunRequest, execute, plan_run
@@ -27,9 +27,9 @@ def _req(tmp_path, method="clip", seed=0, extra=()):
 def test_defaults_leave_run_ids_unchanged():
     base = resolve_config("synthetic", "pmrl")
     assert base["train"]["warm_start"] is None and base["evaluation"] == {"rerank": None, "robustness": None}
-    # run ids of the default configs as computed before these options existed
-    assert run_id(base, 0) == "da5d0edd0e539dc4"
-    assert run_id(resolve_config("synthetic", "clip"), 0) == "b9f01749f8eb0d11"
+    # run ids of the default configs (validation split and best-epoch selection included), pinned
+    assert run_id(base, 0) == "ab1b9f9a52880a0b"
+    assert run_id(resolve_config("synthetic", "clip"), 0) == "e08f2be4b44934c5"
     without = {k: v for k, v in base.items() if k != "evaluation"}
     without["train"] = {k: v for k, v in base["train"].items() if k != "warm_start"}
     assert run_id(base, 0) == run_id(without, 0)

@@ -9,9 +9,9 @@ from pmrl_bench.config import resolve_config
 from pmrl_bench.data.features import single_row_features
 from pmrl_bench.data.load import load_split
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluate.calibration import calibrate_scores
-from pmrl_bench.evaluate.retrieval import evaluate_direction
-from pmrl_bench.evaluate.signs import first_rows, pair_cosines, positive_percentile, sign_of
+from pmrl_bench.evaluation.calibration import calibrate_scores
+from pmrl_bench.evaluation.retrieval import evaluate_direction
+from pmrl_bench.evaluation.signs import first_rows, pair_cosines, positive_percentile, sign_of
 from pmrl_bench.registry import get_method
 from pmrl_bench.task import load_task
 from pmrl_bench.train.heads import ProjectionHeads

@@ -40,7 +40,7 @@ def test_definitions():
 def test_pessimistic_ranks_from_scores_9e():
     """docs/statistics.md 9(e): ties count against the method; other relevant candidates never count."""
     torch = pytest.importorskip("torch")
-    evaluation = pytest.importorskip("pmrl_bench.evaluate.retrieval")
+    evaluation = pytest.importorskip("pmrl_bench.evaluation.retrieval")
     scores = torch.tensor([[0.75, 0.25, 0.5], [0.5, 0.5, 0.25], [0.5, 0.5, 0.5]])
     ranks = evaluation.retrieval_ranks(lambda a, b: scores[a:b], torch.arange(3), torch.arange(3))
     np.testing.assert_array_equal(ranks, [1, 2, 3])

@@ -9,7 +9,7 @@ import torch
 
 from pmrl_bench.config import resolve_config
 from pmrl_bench.data.load import load_split
-from pmrl_bench.evaluate.probe import probe_r2
+from pmrl_bench.evaluation.probe import probe_r2
 from pmrl_bench.registry import get_adapter
 from pmrl_bench.task import load_task
 

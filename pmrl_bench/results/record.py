@@ -72,7 +72,9 @@ class RunResult(BaseModel):
     selection: dict[str, Any] | None = Field(
         None, description="when tuned on validation: space_hash, n_configs, chosen, val_score, seeds, rule"
     )
-    config_label: str = Field("", description="settings that differ from the defaults, e.g. 'tau1=0.5, tau2=0.03'")
+    config_label: str | None = Field(
+        None, description="settings that differ from the defaults, e.g. 'tau1=0.5, tau2=0.03' ('' = defaults)"
+    )
 
     @field_validator("train_curve")
     @classmethod

@@ -8,8 +8,14 @@ from typing import Any
 import torch
 
 from pmrl_bench.data.features import SplitFeatures
-from pmrl_bench.evaluate.retrieval import embed_rows, offered_scores, score_function
-from pmrl_bench.evaluate.signs import WARN_PERCENTILE, first_rows, pair_cosines, positive_percentile, sign_of
+from pmrl_bench.evaluation.retrieval import embed_rows, offered_scores, score_function
+from pmrl_bench.evaluation.signs import (
+    WARN_PERCENTILE,
+    first_rows,
+    pair_cosines,
+    positive_percentile,
+    sign_of,
+)
 from pmrl_bench.task import RetrievalDirection, TaskSpec
 from pmrl_bench.train.heads import ProjectionHeads
 from pmrl_bench.train.losses import unit

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from pmrl_bench.data.features import SplitFeatures
-from pmrl_bench.evaluate.retrieval import (
+from pmrl_bench.evaluation.retrieval import (
     EvalOutput,
     check_direction,
     direction_embeddings,

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from pmrl_bench.data.features import QuestionFeatures, SplitFeatures
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluate.classification import choose_l2, fit_logistic, predict, single_thread
+from pmrl_bench.evaluation.classification import choose_l2, fit_logistic, predict, single_thread
 from pmrl_bench.metrics import CORRECT, compute_metrics
 from pmrl_bench.task import QASpec
 from pmrl_bench.train.method import Method
@@ -180,7 +180,7 @@ def open_ended(project: Project, train: SplitFeatures, test: SplitFeatures, spec
 def evaluate_qa(method: Method, project: Project, train: SplitFeatures, test: SplitFeatures, spec: QASpec,
                 seed: int) -> dict[str, Any]:
     """Metrics, per-question correctness, eval-set digests and protocol of one QA protocol (and its baselines)."""
-    from pmrl_bench.evaluate.retrieval import eval_set_digest
+    from pmrl_bench.evaluation.retrieval import eval_set_digest
 
     if spec.mode == "multiple_choice":
         outcomes = {spec.name: multiple_choice(method, project, test, spec)}

@@ -224,8 +224,8 @@ def evaluate_stages(
     seed: int, device: str, evaluation: dict[str, Any], calibration: Any,
 ) -> EvalOutput:
     """The optional stages of `evaluation`: robustness levels, then the shared re-ranker."""
-    from pmrl_bench.evaluate.rerank import evaluate_rerank
-    from pmrl_bench.evaluate.robustness import evaluate_robustness
+    from pmrl_bench.evaluation.rerank import evaluate_rerank
+    from pmrl_bench.evaluation.robustness import evaluate_robustness
 
     signs = {d.name: calibration.signs_for(d) for d in spec.retrieval}
     out = EvalOutput()
@@ -252,7 +252,7 @@ def evaluate(
 
     `evaluation` (the config's section) adds the robustness levels and the shared re-ranker when set.
     """
-    from pmrl_bench.evaluate.calibration import calibrate_scores
+    from pmrl_bench.evaluation.calibration import calibrate_scores
 
     out = EvalOutput(protocol={"tie_rule": TIE_RULE, "split": spec.splits["test"]})
     with torch.no_grad():
@@ -267,7 +267,7 @@ def evaluate(
         if calibration is not None and evaluation:
             out.update(evaluate_stages(spec, method, heads, train, test, seed, device, evaluation, calibration))
     if spec.classification:
-        from pmrl_bench.evaluate.classification import evaluate_classification
+        from pmrl_bench.evaluation.classification import evaluate_classification
 
         def embed(modality: str, split: SplitFeatures) -> Tensor:
             return embed_rows(heads, modality, split.modalities[modality], device)
@@ -276,7 +276,7 @@ def evaluate(
             result = evaluate_classification(method, embed, train, test, cls_spec, seed)
             out.update(EvalOutput(**result))
     if spec.qa:
-        from pmrl_bench.evaluate.qa import evaluate_qa
+        from pmrl_bench.evaluation.qa import evaluate_qa
 
         for qa_spec in spec.qa:
             result = evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train, test, qa_spec, seed)
@@ -301,12 +301,12 @@ def evaluate_primary(
             if direction.name == prefix:
                 signs = None
                 if method.sign_invariant:
-                    from pmrl_bench.evaluate.calibration import calibrate_scores
+                    from pmrl_bench.evaluation.calibration import calibrate_scores
 
                     signs = calibrate_scores(spec, method, heads, train, device).signs_for(direction)
                 return evaluate_direction(method, heads, split, direction, [metric], device, spec.query_group,
                                           signs, [method.primary_score])
-    from pmrl_bench.evaluate.classification import evaluate_classification
+    from pmrl_bench.evaluation.classification import evaluate_classification
 
     cls_spec = next(c for c in spec.classification if c.name == prefix)
     result = evaluate_classification(

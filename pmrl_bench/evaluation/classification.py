@@ -174,7 +174,7 @@ def zero_shot(method: Method, embed: Embed, test: SplitFeatures, spec: Classific
     prompts = test.modalities.get(prompt_key(spec))
     if prompts is None:
         raise BenchError(f"zero-shot {spec.name!r}: the test split carries no class-prompt features "
-                         "(pmrl_bench.evaluate.classification.attach_class_prompts adds them)")
+                         "(pmrl_bench.evaluation.classification.attach_class_prompts adds them)")
     prompt_split = SplitFeatures(split="class_prompts", item_ids=tuple(test.label_names),
                                  modalities={spec.prompt_modality: prompts})
     with torch.no_grad():

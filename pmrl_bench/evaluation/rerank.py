@@ -20,14 +20,14 @@ from torch import Tensor, nn
 
 from pmrl_bench.data.features import SplitFeatures
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluate.retrieval import (
+from pmrl_bench.evaluation.retrieval import (
     EvalOutput,
     check_direction,
     direction_embeddings,
     direction_output,
     score_function,
 )
-from pmrl_bench.evaluate.robustness import noise_seed
+from pmrl_bench.evaluation.robustness import noise_seed
 from pmrl_bench.task import RetrievalDirection
 from pmrl_bench.train.heads import ProjectionHeads
 from pmrl_bench.train.losses import unit
