@@ -10,12 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-# The stage package pmrl_bench/evaluation/ would otherwise replace the API function `evaluate` as this package's
-# attribute the first time it is imported: import it (its __init__ is empty) before binding the function, so that
-# `pmrl_bench.evaluate` stays the function. Import the stage's modules with `from pmrl_bench.evaluation.x import y`.
-importlib.import_module("pmrl_bench.evaluate")
-
-from pmrl_bench.api import evaluate, leaderboard, load_results  # noqa: E402  (after the stage package, see above)
+from pmrl_bench.api import evaluate, leaderboard, load_results
 
 _LAZY = {
     "register_method": "pmrl_bench.registry",
