@@ -53,3 +53,15 @@ def test_section_ranks_by_area_and_writes_the_plot(tmp_path):
     assert "`t2va/R@1` vs noise level" in table and plot.stat().st_size > 1000
     assert robustness_section([_entity("clip", [{"t2va": [1, 2, 3]}])], "t2va/R@1", tmp_path / "none.png") == []
     assert not (tmp_path / "none.png").exists()
+
+
+def test_report_page_draws_the_curves_with_their_intervals():
+    from pmrl_bench.report.site import robustness_html
+
+    clip = _entity("clip", [{"t2va": [1, 1, 1, 2], "t2va.noise1": [1, 1, 2, 2]},
+                            {"t2va": [1, 1, 2, 2], "t2va.noise1": [1, 2, 2, 2]}])
+    html = "\n".join(robustness_html([clip, _entity("gram", [{"t2va": [1, 2]}])], "t2va/R@1"))
+    # R@1 per level over the two seeds: clean (75 + 50) / 2, noise 1 (50 + 25) / 2
+    assert "<th>0</th><th>1</th>" in html and ">62.5 ± " in html and ">37.5 ± " in html
+    assert "<polyline" in html and html.count("<tr><td>") == 1  # gram has no noise levels: not drawn
+    assert robustness_html([_entity("gram", [{"t2va": [1, 2]}])], "t2va/R@1") == []

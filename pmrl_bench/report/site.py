@@ -88,13 +88,38 @@ def per_query_section(tt: TaskTable) -> list[str]:
             f"<th>{esc(pair[1].label)}</th></tr></thead><tbody>{rows}</tbody></table>"]
 
 
+def robustness_html(entities: Sequence[Entity], primary: str | None) -> list[str]:
+    """Robustness curves of the primary metric vs noise level (records with noise levels), with a table of CIs."""
+    if not primary:
+        return []
+    from pmrl_bench.report.robustness import entity_curve
+
+    direction, metric = split_metric(primary)
+    curves = [c for e in entities if (c := entity_curve(e, direction, metric)) is not None]
+    curves = [c for c in curves if curves and c.levels.tolist() == curves[0].levels.tolist()]
+    if not curves:
+        return []
+    levels = [f"{lv:g}" for lv in curves[0].levels]
+    head = "".join(f"<th>{lv}</th>" for lv in levels)
+    rows = "".join(f"<tr><td>{esc(c.label)}</td>" + "".join(
+        f'<td data-sort="{v!r}">{v:.1f} ± {h:.1f}</td>' for v, h in zip(c.value, c.half, strict=True)) + "</tr>"
+        for c in curves)
+    return ["<h2>Robustness</h2>",
+            f'<p class="note">{esc(primary)} (mean ± 95% CI half-width over seeds and queries) with Gaussian noise of '
+            "each level x the feature's standard deviation added at test to the corrupted modality "
+            "(the records' protocol.robustness); level 0 is the clean evaluation.</p>",
+            svg_lines(f"{primary} vs noise level ({', '.join(levels)})", {c.label: list(c.value) for c in curves}),
+            f'<table class="sortable" id="robustness"><thead><tr><th>method</th>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table>"]
+
+
 def task_page_html(tt: TaskTable, correction: str) -> str:
-    """One task's page: the full metric grid, its footnote, training curves and the per-query view."""
+    """One task's page: the full metric grid, its footnote, training curves, robustness and the per-query view."""
     columns = full_columns(tt)
     body = [f"<h1>{esc(tt.layout.task)}</h1>", '<p><a href="../index.html">back to the leaderboard</a></p>']
     if tt.cells:
         body += [task_table_html(tt, columns), paragraphs(render_task_footnote(tt, correction, columns))]
-    body += curve_section(tt.entities) + per_query_section(tt)
+    body += curve_section(tt.entities) + robustness_html(tt.entities, tt.layout.primary) + per_query_section(tt)
     return page(f"pmrl_bench: {tt.layout.task}", body)
 
 
