@@ -16,6 +16,7 @@ from pmrl_bench.errors import BenchError, unknown_name
 
 RANK, CORRECT = "rank", "correct"
 OUTCOME_KINDS = (RANK, CORRECT)
+GROUP = "group"  # '<prefix>/group': the item index of each query when the task declares query_group
 _RECALL = re.compile(r"R@([1-9][0-9]*)")
 CANONICAL_ORDER = ("R@1", "R@5", "R@10", "MdR", "MnR", "MRR", "acc")
 DEFAULT_RETRIEVAL_METRICS = ("R@1", "R@5", "R@10", "MdR", "MnR", "MRR")
@@ -110,3 +111,8 @@ def compute_metrics(names: Sequence[str], outcome: str, values: np.ndarray) -> d
     if x.size == 0:
         raise ValueError("no queries")
     return {n: float(run_metric(require_metric(n, outcome), x)) for n in names}
+
+
+def dense_groups(groups: np.ndarray) -> np.ndarray:
+    """Group labels per query renumbered 0..G-1 in order of first sorted label."""
+    return np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)

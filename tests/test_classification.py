@@ -11,15 +11,13 @@ from scipy.optimize import minimize
 
 from pmrl_bench.data.encoders import ENCODER_FAMILIES, register_encoder
 from pmrl_bench.data.features import ModalityFeatures, SplitFeatures, single_row_features
+from pmrl_bench.data.prompts import attach_class_prompts, class_prompts, prompt_key
 from pmrl_bench.errors import BenchError
 from pmrl_bench.evaluation.classification import (
-    attach_class_prompts,
-    class_prompts,
     eval_set_digest,
     evaluate_classification,
     fit_logistic,
     predict,
-    prompt_key,
     single_thread,
 )
 from pmrl_bench.task import ClassificationSpec, TaskSpec

@@ -49,7 +49,7 @@ def _with_prompts(spec: TaskSpec, config: dict[str, Any], feats: SplitFeatures, 
     """`feats` plus the class prompts of the task's zero-shot protocols (evaluated splits only)."""
     if not any(c.mode == "zero_shot" for c in spec.classification):
         return feats
-    from pmrl_bench.evaluation.classification import attach_class_prompts
+    from pmrl_bench.data.prompts import attach_class_prompts
 
     return attach_class_prompts(spec, config, feats, device)
 

@@ -12,7 +12,7 @@ media; one per caption for text), with the item's label as the target.
 
 Class prompts. The prompt texts (`spec.prompt` with `{label}` filled by each class name, in the order of
 `label_names`) are encoded by the task's encoder of `spec.prompt_modality`, through the feature cache,
-by `attach_class_prompts`, which `pmrl_bench.data.load.load_split` calls for the test split. The features
+by `pmrl_bench.data.prompts.attach_class_prompts`, which `pmrl_bench.data.load.load_split` calls for the test split. The features
 travel in the split's `modalities` under the reserved key `prompts:<classification name>` (rows
 "class#<label>", item_index = class index): not a modality, so training and retrieval never see them,
 while the runner's `embed(prompt_modality, split)` works on them unchanged.
@@ -20,7 +20,6 @@ while the runner's `embed(prompt_modality, split)` works on them unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,51 +29,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
+from pmrl_bench.data.features import SplitFeatures
+from pmrl_bench.data.prompts import prompt_key
 from pmrl_bench.errors import BenchError
 from pmrl_bench.metrics import CORRECT, compute_metrics
-from pmrl_bench.task import ClassificationSpec, TaskSpec
+from pmrl_bench.task import ClassificationSpec
 from pmrl_bench.train.method import Method
 
-PROMPT_ROW_PREFIX = "class#"
 PROBE_L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 PROBE_FOLDS = 3
 PROBE_MAX_ITER = 300
 TIE_RULE = "argmax; ties go to the lowest class index"
 
 Embed = Callable[[str, SplitFeatures], Tensor]
-
-
-def prompt_key(spec: ClassificationSpec) -> str:
-    """The reserved `SplitFeatures.modalities` key under which a zero-shot protocol's prompt features travel."""
-    return f"prompts:{spec.name}"
-
-
-def class_prompts(spec: ClassificationSpec, label_names: Sequence[str]) -> list[str]:
-    """The prompt text of every class, in label order (`spec.prompt` with `{label}` replaced)."""
-    if "{label}" not in spec.prompt:
-        raise BenchError(f"classification {spec.name!r}: prompt {spec.prompt!r} has no {{label}} placeholder")
-    return [spec.prompt.replace("{label}", name) for name in label_names]
-
-
-def attach_class_prompts(task: TaskSpec, config: dict[str, Any], split: SplitFeatures, device: str = "cpu",
-                         cache: Any = None) -> SplitFeatures:
-    """`split` plus the encoded class prompts of every zero-shot protocol of the task (cached like any feature)."""
-    from pmrl_bench.data.encoding import encode_texts
-
-    zero_shot = [c for c in task.classification if c.mode == "zero_shot"]
-    if not zero_shot:
-        return split
-    if not split.label_names:
-        raise BenchError(f"task {task.name!r}: zero-shot classification needs class names, and the split has none")
-    extra: dict[str, ModalityFeatures] = {}
-    for spec in zero_shot:
-        texts = class_prompts(spec, split.label_names)
-        row_ids = tuple(f"{PROMPT_ROW_PREFIX}{name}" for name in split.label_names)
-        values = encode_texts(config, spec.prompt_modality, texts, row_ids, str(split.info.get("dataset", task.name)),
-                              "class_prompts", f"{task.name} class prompts", device, cache)
-        extra[prompt_key(spec)] = ModalityFeatures(values=values, item_index=torch.arange(len(texts)), row_ids=row_ids)
-    return dataclasses.replace(split, modalities={**split.modalities, **extra})
 
 
 def eval_set_digest(row_ids: Sequence[str], label_names: Sequence[str]) -> str:
@@ -174,7 +141,7 @@ def zero_shot(method: Method, embed: Embed, test: SplitFeatures, spec: Classific
     prompts = test.modalities.get(prompt_key(spec))
     if prompts is None:
         raise BenchError(f"zero-shot {spec.name!r}: the test split carries no class-prompt features "
-                         "(pmrl_bench.evaluation.classification.attach_class_prompts adds them)")
+                         "(pmrl_bench.data.prompts.attach_class_prompts adds them)")
     prompt_split = SplitFeatures(split="class_prompts", item_ids=tuple(test.label_names),
                                  modalities={spec.prompt_modality: prompts})
     with torch.no_grad():

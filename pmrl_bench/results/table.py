@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from pmrl_bench.errors import BenchError, unknown_name
-from pmrl_bench.report.stats.outcomes import (
+from pmrl_bench.metrics import (
     GROUP,
     OUTCOME_KINDS,
     RANK,

@@ -6,22 +6,17 @@ import numpy as np
 
 from pmrl_bench.metrics import (  # noqa: F401  (re-exported: the statistics read metrics through here)
     CORRECT,
+    GROUP,
     OUTCOME_KINDS,
     RANK,
     MetricDef,
+    dense_groups,
     metric_def,
     metric_sort_key,
     per_query_values,
     run_metric,
     split_metric,
 )
-
-GROUP = "group"
-
-
-def dense_groups(groups: np.ndarray) -> np.ndarray:
-    """Group labels per query renumbered 0..G-1 in order of first sorted label."""
-    return np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
 
 
 def group_sums(x: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
