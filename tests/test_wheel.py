@@ -18,13 +18,13 @@ def test_wheel_ships_every_builtin_folder_inside_the_package(tmp_path):
                     "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)
     (wheel,) = tmp_path.glob("pmrl_bench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {
+    expected = {  # every file of the built-in folders, so that a new data folder (e.g. tasks/suites/) is shipped
         f"pmrl_bench/_shipped/{path.relative_to(ROOT).as_posix()}"
-        for pattern in ("methods/*.py", "tasks/*.yaml", "tasks/*.json", "tasks/adapters/*.py",
-                        "slurm/profiles/*.yaml", "slurm/sweeps/*.yaml")
-        for path in ROOT.glob(pattern)
+        for folder in ("methods", "tasks", "slurm")
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     }
-    assert "pmrl_bench/_shipped/tasks/tuxpaint_split.json" in expected
+    assert {"pmrl_bench/_shipped/tasks/tuxpaint_split.json", "pmrl_bench/_shipped/tasks/suites/default.yaml"} <= expected
     assert expected <= names, sorted(expected - names)
     packaged = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pmrl_bench").rglob("*.py")}
     assert packaged <= names, sorted(packaged - names)
