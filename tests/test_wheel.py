@@ -6,6 +6,7 @@ empty folder) is .ci/wheel-check, which CI runs before the test suite.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,7 +15,12 @@ from pmrl_bench.paths import ROOT
 
 
 def test_wheel_ships_every_builtin_folder_inside_the_package(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+    # built from a copy without build/: setuptools reuses an in-tree build/ folder, which can hide a missing file
+    source = tmp_path / "src"
+    skipped = {"build", "dist", ".git", "__pycache__", ".venv", "test-artefacts"}
+    shutil.copytree(ROOT, source, ignore=lambda folder, names: {
+        n for n in names if n in skipped or n.endswith(".egg-info") or (folder == str(ROOT) and n == "results")})
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)
     (wheel,) = tmp_path.glob("pmrl_bench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
