@@ -150,3 +150,17 @@ def test_bold_below_an_untested_entry_is_said(tmp_path):
     rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| ")}
     assert "**" in rows["clip"] and rows["pmrl"].rstrip(" |").endswith("‡")
     assert "Untested entries above the bold one (too few seeds to test): pmrl in t2va MRR, pmrl in t2va R@1." in text
+
+
+def test_single_seed_ad_hoc_configurations_leave_the_compact_table_for_the_task_page(tmp_path):
+    for seed in range(3):
+        write(tmp_path, "synthetic", "gram", seed, {"t2va/rank": simulated_ranks(150, 0.6, seed)})
+    write(tmp_path, "synthetic", "gram", 0, {"t2va/rank": simulated_ranks(150, 0.5, 0)},  # a selection run
+          params={"temperature": 0.03}, config_hash="c" * 16)
+    out = tmp_path / "LEADERBOARD.md"
+    assert lb("--results-dir", str(tmp_path), "--out", str(out)) == 0
+    compact = out.read_text()
+    page = (tmp_path / "LEADERBOARD_tasks" / "synthetic.md").read_text()
+    assert "temperature=0.03" not in compact.split("## synthetic", 1)[1].split("Cells:", 1)[0].split("\n|", 1)[1]
+    assert "1 more ad hoc configuration(s) with fewer than 3 seeds" in compact
+    assert "| gram (temperature=0.03)" in page and "| gram " in compact

@@ -267,11 +267,18 @@ def full_columns(tt: TaskTable) -> list[str]:
     return [c for c in tt.layout.columns if c in tt.cells] + [c for c in tt.compact if c not in tt.layout.columns]
 
 
+def compact_entities(tt: TaskTable) -> list[Entity]:
+    """The compact table's rows: tuned and default entries, and ad hoc ones with >= MIN_SEEDS successful seeds
+    (single-seed tuning selection runs and exploratory runs stay on the task page)."""
+    return [e for e in _row_order(tt) if e.kind != "ad hoc" or sum(r.ok for r in e.runs) >= MIN_SEEDS]
+
+
 def render_task_table(tt: TaskTable, columns: Sequence[str] | None = None) -> str:
-    """The Markdown table of one task (columns: default the compact ones)."""
+    """The Markdown table of one task: the compact rows and columns, or every entity under `columns`."""
+    entities = compact_entities(tt) if columns is None else _row_order(tt)
     columns = list(tt.compact if columns is None else columns)
     rows = []
-    for e in _row_order(tt):
+    for e in entities:
         n_ok = sum(r.ok for r in e.runs)
         row = [e.label, e.config_text, f"{n_ok}/{len(e.runs)}"]
         row += [_cell_text(tt.cells[c].get(e.key), tt.marks[c].get(e.key, "")) for c in columns]
@@ -569,7 +576,10 @@ def _task_section(tt: TaskTable, correction: str, page: str | None) -> list[str]
         direction = metric_def(split_metric(tt.layout.primary)[1]).direction
         link = f" Every metric: [{tt.layout.task} page]({page})." if page else ""
         lines += [f"Primary metric: `{tt.layout.primary}` ({direction}).{link}", ""]
-    return lines + [render_task_table(tt), "", render_task_footnote(tt, correction)]
+    hidden = len(tt.entities) - len(compact_entities(tt))
+    more = [f"{hidden} more ad hoc configuration(s) with fewer than {MIN_SEEDS} seeds (tuning selection runs, "
+            f"exploratory runs) are listed on the {f'[task page]({page})' if page else 'task page'}.", ""] if hidden else []
+    return lines + [render_task_table(tt), "", *more, render_task_footnote(tt, correction)]
 
 
 def render_task_page(tt: TaskTable, correction: str) -> str:
