@@ -7,6 +7,7 @@ when it exists, so an installed wheel never reads a stray folder next to site-pa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pmrl_bench.errors import BenchError
@@ -27,3 +28,12 @@ def require_dir(path: Path) -> Path:
     if not path.is_dir():
         raise BenchError(f"{path} not found: this pmrl_bench installation lacks its built-in folders; reinstall it")
     return path
+
+
+def read_task_json(name_or_path: str, what: str) -> tuple[dict, Path]:
+    """A JSON file published with the tasks (a path, or a file name under tasks/) and its path; one-line error."""
+    path = Path(name_or_path) if Path(name_or_path).is_absolute() else TASKS_DIR / name_or_path
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), path
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"cannot read the {what} {path}: {exc}") from None

@@ -31,7 +31,7 @@ import numpy as np
 from pmrl_bench.data.items import Item, ItemSet, file_sha256, ids_sha256
 from pmrl_bench.data.prepare import TUXPAINT_PACKAGE, find_tuxpaint_stamps, tuxpaint_version
 from pmrl_bench.errors import BenchError
-from pmrl_bench.paths import TASKS_DIR
+from pmrl_bench.paths import TASKS_DIR, read_task_json
 from pmrl_bench.registry import register_adapter
 
 REFERENCE_LANG = "fr"  # the recording every item must have (defines the item list)
@@ -169,11 +169,7 @@ def build_val(stamps_dir: Path, published: dict, split_sha256: str, seed: int = 
 
 def load_split_file(split_file: str) -> tuple[dict, Path]:
     """The published split (a path, or a file name under tasks/) and its path."""
-    path = Path(split_file) if Path(split_file).is_absolute() else TASKS_DIR / split_file
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), path
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"cannot read the Tux Paint split file {path}: {exc}") from None
+    return read_task_json(split_file, "Tux Paint split file")
 
 
 def category_name(folder: str) -> str:

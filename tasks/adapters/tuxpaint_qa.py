@@ -23,7 +23,7 @@ import numpy as np
 
 from pmrl_bench.data.items import ItemSet, Question
 from pmrl_bench.errors import BenchError
-from pmrl_bench.paths import TASKS_DIR
+from pmrl_bench.paths import TASKS_DIR, read_task_json
 from pmrl_bench.registry import get_adapter, register_adapter
 
 MC_QUESTION = "Which description fits this stamp?"
@@ -57,14 +57,6 @@ def build_mc(split: dict, seed: int = 0, n_candidates: int = 5) -> dict:
             "questions": rows}
 
 
-def _published(path_or_name: str) -> tuple[dict, Path]:
-    path = Path(path_or_name) if Path(path_or_name).is_absolute() else TASKS_DIR / path_or_name
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), path
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"cannot read {path}: {exc}") from None
-
-
 @register_adapter("tuxpaint_mc")
 def tuxpaint_mc(split: str, mc_file: str = "tuxpaint_mc.json", split_file: str = "tuxpaint_split.json",
                 **tuxpaint_args: object) -> ItemSet:
@@ -72,8 +64,8 @@ def tuxpaint_mc(split: str, mc_file: str = "tuxpaint_mc.json", split_file: str =
     items = get_adapter("tuxpaint")(split=split, split_file=split_file, **tuxpaint_args)
     if split != "test":
         return items
-    mc, mc_path = _published(mc_file)
-    split_data, _ = _published(split_file)
+    mc, mc_path = read_task_json(mc_file, "Tux Paint multiple-choice file")
+    split_data, _ = read_task_json(split_file, "Tux Paint split file")
     if mc.get("split_test_sha256") != split_data["sha256"]["test"]:
         raise BenchError(f"{mc_path}: made for another test split than {split_file}; rebuild it "
                          "(python tasks/adapters/tuxpaint_qa.py)")
@@ -121,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(TASKS_DIR / "tuxpaint_mc.json"))
     args = parser.parse_args(argv)
-    split, _ = _published(args.split_file)
+    split, _ = read_task_json(args.split_file, "Tux Paint split file")
     mc = build_mc(split, args.seed)
     Path(args.out).write_text(json.dumps(mc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{args.out}: {len(mc['questions'])} questions, {mc['n_candidates']} candidates each")
