@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
+from bench_methods import peak_bytes  # the same memory probe as the methods benchmark (run from benchmarks/)
 
 from pmrl_bench.evaluation.retrieval import default_chunk, retrieval_ranks
 from pmrl_bench.registry import get_method
@@ -54,17 +54,6 @@ def cpu_min(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, flo
     return {k: min(v) for k, v in times.items()}
 
 
-def peak_mib(fn: Callable[[], object]) -> float:
-    """Peak of live tensor bytes allocated while `fn` runs, MiB."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    live = peak = 0
-    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
-        live += event.self_cpu_memory_usage
-        peak = max(peak, live)
-    return peak / 2**20
-
-
 def rank_row(n_q: int, n_c: int, dim: int, repeats: int) -> dict[str, str]:
     """Floor, ours and before for one size; identical ranks required."""
     g = torch.Generator().manual_seed(0)
@@ -87,7 +76,7 @@ def rank_row(n_q: int, n_c: int, dim: int, repeats: int) -> dict[str, str]:
         "Nq x Nc": f"{n_q:,} x {n_c:,}", "matmul s": f"{t['floor']:.3f}", "ours s": f"{t['ours']:.3f}",
         "before s": f"{t['before']:.3f}", "ours / matmul": f"{t['ours'] / t['floor']:.2f}",
         "before / matmul": f"{t['before'] / t['floor']:.2f}", "chunk MiB": f"{chunk * n_c * 4 / 2**20:.0f}",
-        "ours peak MiB": f"{peak_mib(ours):.0f}", "before peak MiB": f"{peak_mib(before):.0f}",
+        "ours peak MiB": f"{peak_bytes(ours, 'cpu') / 2**20:.0f}", "before peak MiB": f"{peak_bytes(before, 'cpu') / 2**20:.0f}",
         "identical ranks": str(same),
     }
 
