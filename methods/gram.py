@@ -46,6 +46,7 @@ class GRAM(Method):
         "eps": 1e-8,
         "score": "neg_volume",
     }
+    modality_counts = (2, None)
     search_space = {"temperature": [0.03, 0.07, 0.1], "label_smoothing": [0.0, 0.1]}
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:

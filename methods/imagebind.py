@@ -27,6 +27,7 @@ class ImageBind(PairwiseInfoNCE):
         "max_logit_scale": 100.0,
         "label_smoothing": 0.0,
     }
+    modality_counts = (2, None)
     search_space = {"temperature": [0.03, 0.07, 0.1], "learn_temperature": [True, False]}
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:

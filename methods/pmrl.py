@@ -46,6 +46,7 @@ class PMRL(Method):
         "gap_eps": 1e-4,
         "score": "sigma1",
     }
+    modality_counts = (2, None)
     search_space = {"tau1": [0.05, 0.2, 0.5, 1.0], "tau2": [0.03, 0.05, 0.1]}  # 12; both measured to matter on synthetic
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:

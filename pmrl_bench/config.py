@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pmrl_bench.errors import BenchError, unknown_name
-from pmrl_bench.registry import method_defaults, method_names
+from pmrl_bench.registry import counts_text, method_defaults, method_modality_counts, method_names
 from pmrl_bench.safeio import YamlSyntaxError, load_yaml
 from pmrl_bench.task import (
     EvaluationConfig,
@@ -20,6 +20,7 @@ from pmrl_bench.task import (
     ValidationSpec,
     check_evaluation,
     load_task,
+    scored_tuples,
 )
 
 SECTIONS = {
@@ -145,7 +146,28 @@ def resolve_config(task: str | TaskSpec, method: str, overrides: list[tuple[str,
         err = exc.errors()[0]
         raise BenchError(f"validation.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     check_regimes(spec, config)
+    evaluation = EvaluationConfig.model_validate(config["evaluation"])
+    check_modality_counts(spec, method, evaluation)
+    if config["train"]["warm_start"] is not None:
+        check_modality_counts(spec, config["train"]["warm_start"]["objective"], evaluation, "warm-start objective")
     return config
+
+
+def check_modality_counts(spec: TaskSpec, method: str, evaluation: EvaluationConfig, role: str = "method") -> None:
+    """Refuse, before training, a task with a tuple (training batch, direction) whose modality count the method's
+    `modality_counts` excludes: one line naming the tuples, the supported counts and what to do."""
+    low, high = counts = method_modality_counts(method)
+    bad = {label: mods for label, mods in scored_tuples(spec, evaluation).items()
+           if not low <= len(mods) <= (high or len(mods))}
+    if not bad:
+        return
+    listed = ", ".join(f"{label} ({'+'.join(mods)}: {len(mods)})" for label, mods in bad.items())
+    fix = (f"turn evaluation.robustness.missing off or choose another {role}"
+           if all(" without " in label for label in bad) else
+           f"choose another {role}, or a task (a task file may `include:` this one and list its own `retrieval:`) "
+           f"whose tuples all have {counts_text(counts)} modalities")
+    raise BenchError(f"{role} {method!r} scores tuples of {counts_text(counts)} modalities (modality_counts {counts}); "
+                     f"task {spec.name!r} has {listed}; {fix}")
 
 
 def check_regimes(spec: TaskSpec, config: dict[str, Any]) -> None:

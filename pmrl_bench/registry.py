@@ -5,8 +5,8 @@ PMRL_BENCH_PATH), entry points (`pmrl_bench.methods`, `pmrl_bench.adapters`) and
 in-process with `@register_method("name")` / `@register_adapter("name")` / `@register_task("name")`
 (a notebook, a script, an `--include` module). Names in files are found by reading their syntax tree
 (so `list` and name suggestions need no torch import); a file is imported only when one of its names
-is used, and a method's literal `defaults` are read from the same tree, so planning a run imports no
-method file either. A name defined in two places is an error that names both.
+is used, and a method's literal `defaults` and `modality_counts` are read from the same tree, so planning a run
+imports no method file either. A name defined in two places is an error that names both.
 """
 
 from __future__ import annotations
@@ -214,32 +214,75 @@ def get_method(name: str) -> type:
     return _get("method", name, "(see `python -m pmrl_bench list methods`)")
 
 
+DEFAULT_MODALITY_COUNTS: tuple[int, int | None] = (2, None)
+"""`Method.modality_counts` of a method that declares none: any tuple of two modalities or more."""
+
+_NOT_LITERAL = object()
+
+
 @cache
-def _literal_defaults(path: Path, name: str) -> dict[str, Any] | None:
-    """The literal `defaults = {...}` in the body of the method class registered as `name`, else None."""
+def _literal_attrs(path: Path, name: str) -> tuple[dict[str, Any], bool] | None:
+    """(literal class attributes assigned in its body, derives directly from `Method`) of the method class
+    registered as `name` in `path`; None when the file registers no such class. Non-literal values are marked."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in ast.walk(tree):
         if _registered_name(node, "register_method") != name:
             continue
+        values: dict[str, Any] = {}
         for stmt in node.body:  # type: ignore[attr-defined]
-            if isinstance(stmt, ast.Assign) and any(getattr(t, "id", None) == "defaults" for t in stmt.targets):
-                try:
-                    value = ast.literal_eval(stmt.value)
-                except ValueError:
-                    return None
-                return value if isinstance(value, dict) else None
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
+                stmt, ast.AnnAssign) and stmt.value is not None else []
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        values[target.id] = ast.literal_eval(stmt.value)  # type: ignore[union-attr,arg-type]
+                    except ValueError:
+                        values[target.id] = _NOT_LITERAL
+        bases = [getattr(b, "id", getattr(b, "attr", None)) for b in node.bases]  # type: ignore[attr-defined]
+        return values, bases == ["Method"]
     return None
+
+
+def _class_attribute(name: str, attr: str, inherited: Any) -> Any:
+    """Class attribute `attr` of method `name`, read from its file's syntax tree when literal (`inherited`: what a
+    direct `Method` subclass that does not assign it has); the class is imported only when the tree cannot tell."""
+    plugins.import_includes()
+    entry = scanned("method").get(name)
+    if entry is not None and entry.path is not None and name not in METHODS:
+        found = _literal_attrs(entry.path, name)
+        if found is not None:
+            values, direct = found
+            value = values.get(attr, inherited if direct else _NOT_LITERAL)
+            if value is not _NOT_LITERAL:
+                return copy.deepcopy(value)
+    return copy.deepcopy(getattr(get_method(name), attr))
 
 
 def method_defaults(name: str) -> dict[str, Any]:
     """A fresh copy of method `name`'s hyper-parameter defaults, from its file's syntax tree when literal (no import)."""
-    plugins.import_includes()
-    entry = scanned("method").get(name)
-    if entry is not None and entry.path is not None and name not in METHODS:
-        literal = _literal_defaults(entry.path, name)
-        if literal is not None:
-            return copy.deepcopy(literal)
-    return copy.deepcopy(dict(get_method(name).defaults))
+    value = _class_attribute(name, "defaults", {})
+    if not isinstance(value, dict):
+        raise BenchError(f"method {name!r}: `defaults` must be a dict of parameter -> value, got {value!r}")
+    return dict(value)
+
+
+def counts_text(counts: tuple[int, int | None]) -> str:
+    """`modality_counts` in words: '3', '2 to 4', '2 or more'."""
+    low, high = counts
+    return f"{low}" if low == high else f"{low} to {high}" if high else f"{low} or more"
+
+
+def method_modality_counts(name: str) -> tuple[int, int | None]:
+    """Method `name`'s (smallest, largest or None) modalities per scored tuple, from its file when literal (no import)."""
+    value = _class_attribute(name, "modality_counts", DEFAULT_MODALITY_COUNTS)
+    try:
+        low, high = value
+        if not (isinstance(low, int) and low >= 1 and (high is None or isinstance(high, int) and high >= low)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise BenchError(f"method {name!r}: `modality_counts` must be (smallest, largest or None), got {value!r}") \
+            from None
+    return low, high
 
 
 def get_adapter(name: str) -> Callable[..., Any]:

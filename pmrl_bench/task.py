@@ -287,6 +287,32 @@ def check_evaluation(spec: TaskSpec, evaluation: EvaluationConfig) -> None:
         )
 
 
+def missing_candidates(direction: RetrievalDirection, missing: str) -> list[str]:
+    """The candidates a direction is ranked with when `missing` is absent ([] when that leaves none or changes nothing)."""
+    kept = [m for m in direction.candidates if m != missing]
+    return kept if kept and len(kept) < len(direction.candidates) else []
+
+
+def scored_tuples(spec: TaskSpec, evaluation: EvaluationConfig) -> dict[str, list[str]]:
+    """Every tuple of modalities a method is given on this task, by label: the training batch (all modalities),
+    then each query plus candidates it scores (retrieval directions and their missing-modality variants,
+    zero-shot classification, multiple-choice QA). `Method.modality_counts` must hold for each."""
+    out = {"training": list(spec.modalities)}
+    rob = evaluation.robustness
+    for d in spec.retrieval:
+        out[d.name] = [*d.query, *d.candidates]
+        kept = missing_candidates(d, rob.modality) if rob is not None and rob.missing else []
+        if kept:
+            out[f"{d.name} without {rob.modality}"] = [*d.query, *kept]  # type: ignore[union-attr]
+    for c in spec.classification:
+        if c.mode == "zero_shot":
+            out[c.name] = [c.input, c.prompt_modality]
+    for q in spec.qa:
+        if q.mode == "multiple_choice":
+            out[q.name] = ["text", *q.media]
+    return out
+
+
 def task_files() -> dict[str, Path]:
     """Task name -> YAML file, for every tasks/*.yaml of the built-in folder and of the plug-in folders."""
     table: dict[str, Path] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from pmrl_bench.paths import ROOT
-from pmrl_bench.registry import _literal_defaults, get_method, method_defaults, scanned
+from pmrl_bench.registry import _literal_attrs, get_method, method_defaults, method_modality_counts, scanned
 from tests.records_factory import simulated_ranks, write
 
 # Runs the verbs in order in one interpreter and prints {verb: [exit code, torch imported after it]}. Sweep
@@ -40,7 +40,7 @@ def test_planning_and_reporting_verbs_import_no_torch(tmp_path: Path) -> None:
             write(results, "synthetic", method, seed, {"t2va/rank": simulated_ranks(60, quality, seed)})
     sweep = tmp_path / "s.yaml"
     sweep.write_text(yaml.safe_dump({
-        "methods": ["pmrl", "gram"], "tasks": ["synthetic"], "seeds": [0, 1], "set": {"epochs": 2},
+        "methods": ["pmrl", "triangle"], "tasks": ["synthetic"], "seeds": [0, 1], "set": {"epochs": 2},
         "executor": "local", "results_dir": str(tmp_path / "sweep-results"), "logs_dir": str(tmp_path / "logs")}))
     verbs = [
         ("list", ["list"]),
@@ -61,6 +61,8 @@ def test_planning_and_reporting_verbs_import_no_torch(tmp_path: Path) -> None:
 
 def test_literal_defaults_read_from_the_syntax_tree_equal_the_imported_classes() -> None:
     for name, entry in scanned("method").items():
-        literal = _literal_defaults(entry.path, name)
-        assert literal is not None and literal == get_method(name).defaults, name
-        assert method_defaults(name) == literal
+        found = _literal_attrs(entry.path, name)
+        assert found is not None and "modality_counts" in found[0], name  # literal: planning imports no method
+        assert found[0]["defaults"] == get_method(name).defaults, name
+        assert method_defaults(name) == found[0]["defaults"]
+        assert method_modality_counts(name) == get_method(name).modality_counts

@@ -17,7 +17,7 @@ from pmrl_bench.evaluation.retrieval import (
     direction_output,
     rank_direction,
 )
-from pmrl_bench.task import RetrievalDirection
+from pmrl_bench.task import RetrievalDirection, missing_candidates
 from pmrl_bench.train.heads import ProjectionHeads
 from pmrl_bench.train.method import Method
 
@@ -82,8 +82,8 @@ def evaluate_robustness(
             prefix = noise_prefix(d.name, level)
             out.update(direction_output(prefix, ranks, noisy, qmod, d.candidates, metric_names, query_group))
             entry["noise"][f"{level:g}"] = prefix
-        kept = [m for m in d.candidates if m != modality]
-        if settings["missing"] and kept and len(kept) < len(d.candidates):
+        kept = missing_candidates(d, modality)
+        if settings["missing"] and kept:
             query, cands = direction_embeddings(heads, split, qmod, kept, device, signs[d.name])
             ranks = rank_direction(method, method.primary_score, query, cands, qmod, split)
             prefix = missing_prefix(d.name)

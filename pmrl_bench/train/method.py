@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from pmrl_bench.errors import BenchError, unknown_name
+from pmrl_bench.registry import DEFAULT_MODALITY_COUNTS, counts_text
 
 
 class Method(nn.Module):
@@ -17,7 +18,10 @@ class Method(nn.Module):
     `z[m]` are the raw `[B, D]` outputs of the shared projection head of modality `m` for the same B
     instances (not normalised: each method normalises as its formula needs). `defaults` lists every
     hyper-parameter the method accepts; each is settable with `--set key=value`. `modality_counts` is the
-    (smallest, largest or None) number of modalities the objective is defined for; `stochastic` says whether
+    (smallest, largest or None) number of modalities in every tuple the method is given: the task's modalities
+    when it trains, and the query plus candidate modalities of every tuple it scores (each retrieval direction,
+    its missing-modality variant, zero-shot classification, multiple-choice QA). Planning refuses a task that
+    needs another count, before training (docs/plugins.md, "The method contract"); `stochastic` says whether
     the loss draws random numbers (then it is reproducible only under a fixed torch seed); `search_space` is
     what `tune` tries on validation (`pmrl_bench.tune`). `last_terms` holds the named loss terms of the last
     batch (detached scalars), which the training curve averages per epoch.
@@ -29,7 +33,7 @@ class Method(nn.Module):
     """Names of the scores this method can rank with; the parameter `score` (if any) picks the primary one."""
     sign_invariant: ClassVar[bool] = False
     """True when the objective does not change if one modality's vectors flip sign (its cosines need calibration)."""
-    modality_counts: ClassVar[tuple[int, int | None]] = (2, None)
+    modality_counts: ClassVar[tuple[int, int | None]] = DEFAULT_MODALITY_COUNTS
     stochastic: ClassVar[bool] = False
     search_space: ClassVar[dict[str, list[Any]]] = {}
     """Values `tune` tries (parameter -> values; the product has at most 12 configurations)."""
@@ -41,8 +45,8 @@ class Method(nn.Module):
                 raise unknown_name(f"parameter of method {self.name!r}:", key, self.defaults)
         low, high = self.modality_counts
         if not low <= len(modalities) <= (high or len(modalities)):
-            wanted = f"{low}" if low == high else f"{low} to {high}" if high else f"at least {low}"
-            raise BenchError(f"method {self.name!r} needs {wanted} modalities; this task has {list(modalities)}")
+            raise BenchError(f"method {self.name!r} needs {counts_text(self.modality_counts)} modalities; "
+                             f"this task has {list(modalities)}")
         self.modalities = list(modalities)
         self.params: dict[str, Any] = {**self.defaults, **params}
         self.last_terms: dict[str, Tensor] = {}
