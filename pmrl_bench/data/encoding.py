@@ -32,7 +32,7 @@ from torch import Tensor
 
 from pmrl_bench.data.cache import CacheKey, FeatureCache, default_cache_root, slug
 from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
-from pmrl_bench.data.items import BlobRef, Item, ItemSet, ids_sha256, media_name
+from pmrl_bench.data.items import BlobRef, Item, ItemSet, check_labels, ids_sha256, media_name
 from pmrl_bench.data.media_hash import media_digests
 from pmrl_bench.errors import BenchError
 from pmrl_bench.runtime import Progress
@@ -271,8 +271,6 @@ def _labels(kept: Sequence[Item], names: tuple[str, ...]) -> tuple[Tensor | None
     if not kept or any(i.label is None for i in kept):
         return None, ()
     names = names or tuple(sorted({str(i.label) for i in kept}))
-    unknown = {str(i.label) for i in kept} - set(names)
-    if unknown:
-        raise BenchError(f"labels {sorted(unknown)[:5]} are not among the item set's label_names")
+    check_labels(kept, names)
     lookup = {n: k for k, n in enumerate(names)}
     return torch.tensor([lookup[str(i.label)] for i in kept], dtype=torch.long), names

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pmrl_bench.errors import BenchError
+
 
 @dataclass(frozen=True)
 class BlobRef:
@@ -94,6 +96,17 @@ class ItemSet:
         for item in self.items:
             (kept if all(m in item.media for m in needed) else dropped).append(item)
         return tuple(kept), tuple(i.item_id for i in dropped)
+
+
+def check_labels(items: Iterable[Item], names: Sequence[str]) -> None:
+    """Refuse an item whose label is not in the class list, naming its file and row (`fields["where"]`) or its id."""
+    known = set(names)
+    for item in items:
+        if item.label is not None and str(item.label) not in known:
+            where = item.fields.get("where") or f"item {item.item_id}"
+            shown = ", ".join(list(names)[:5]) + (", ..." if len(names) > 5 else "")
+            raise BenchError(f"{where}: label {str(item.label)!r} is not in the class list ({len(names)} classes: "
+                             f"{shown}); fix the row or the class list")
 
 
 def ids_sha256(ids: Sequence[str]) -> str:

@@ -1,0 +1,394 @@
+"""QA and classification adapters (MSRVTT-QA, MSRVTT-MC, MUSIC-AVQA, VAST QA copies, ESC-50, UCF101) on tiny files
+the tests write in each public layout, their bad-input errors, and end-to-end runs through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from fixtures_data import (
+    SMALL_TRAIN,
+    caption,
+    encoder_overrides,
+    make_msrvtt,
+    tiny_models_dir,
+    write_mp4,
+    write_wav,
+)
+
+from pmrl_bench.cli import main
+from pmrl_bench.errors import BenchError
+from pmrl_bench.registry import get_adapter
+
+ESC_CLASSES = {0: "dog", 1: "chirping_birds", 2: "water_drops"}
+UCF_CLASSES = ["ApplyEyeMakeup", "PlayingGuitar", "YoYo"]
+
+
+def make_esc50(root: Path) -> Path:
+    """meta/esc50.csv + audio/{FOLD}-{ID}-{TAKE}-{TARGET}.wav over folds 1 and 2; two fragments of one recording,
+    one clip of fold 1 without its file."""
+    rows = []
+    for k in range(12):
+        fold, target = 1 if k < 4 else 2, k % 3
+        src = 100 + (k if k != 5 else 4)  # clips 4 and 5: fragments of one source recording
+        rows.append([f"{fold}-{src}-{'AB'[k == 5]}-{target}.wav", fold, target, ESC_CLASSES[target], k % 2 == 0,
+                     src, "AB"[k == 5]])
+    (root / "meta").mkdir(parents=True)
+    with open(root / "meta" / "esc50.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
+        w.writerows(rows)
+    for k, row in enumerate(rows):
+        if k != 3:
+            write_wav(root / "audio" / row[0], seconds=0.5, seed=k + 10 * row[2])
+    return root
+
+
+def make_ucf101(root: Path) -> Path:
+    """ucfTrainTestlist/ (classInd, trainlist01 with indices, testlist01 without) and UCF-101/<Class>/*.avi."""
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    (lists / "classInd.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(UCF_CLASSES, start=1)))
+    train = [(c, g) for c in UCF_CLASSES for g in (8, 9, 10)]
+    test = [(c, 1) for c in UCF_CLASSES]
+    name = "{0}/v_{0}_g{1:02d}_c01.avi".format
+    (lists / "trainlist01.txt").write_text("".join(f"{name(c, g)} {UCF_CLASSES.index(c) + 1}\n" for c, g in train))
+    (lists / "testlist01.txt").write_text("".join(f"{name(c, g)}\n" for c, g in test))
+    for k, (c, g) in enumerate(train + test):
+        write_mp4(root / "UCF-101" / name(c, g), n_frames=4, audio_seconds=None, container_format="avi", codec="mpeg4",
+                  seed=k + 1)
+    return root
+
+
+QA_ANSWERS = ["dog", "cat", "man"]
+
+
+def make_msrvtt_qa(root: Path) -> Path:
+    """The MSR-VTT fixture with video3 in the official validation split, plus MSRVTT-QA JSON and MSR_MC_test.csv."""
+    make_msrvtt(root)
+    data_file = root / "msrvtt_data" / "MSRVTT_data.json"
+    data = json.loads(data_file.read_text())
+    data["videos"][3]["split"] = "validate"
+    data_file.write_text(json.dumps(data))
+    qa = root / "msrvtt_qa"
+    qa.mkdir()
+    for split, vids in (("train", [0, 1, 2]), ("val", [3]), ("test", [4, 5, 6])):
+        rows = [{"question": f"{'what who how'.split()[j]} is {caption(10 * v + j, 3)}?", "answer": QA_ANSWERS[(v + j) % 3],
+                 "id": 100 * v + j, "video_id": v, "category_id": v % 3} for v in vids for j in range(3)]
+        (qa / f"{split}_qa.json").write_text(json.dumps(rows))
+    with open(root / "msrvtt_data" / "MSR_MC_test.csv", "w", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t")
+        w.writerow(["key", "vid_key", "video_id", "a1", "a2", "a3", "a4", "a5", "answer"])
+        for k, v in enumerate([4, 5, 6]):
+            w.writerow([f"mc{k}", f"msr{v}", f"video{v}", *[caption(700 + 10 * v + c) for c in range(5)], v % 4 + 1])
+    return root
+
+
+def make_music_avqa(root: Path) -> Path:
+    """avqa-{train,val,test}.json with `anser`, JSON-string `type` and `templ_values`, `<Object>` templates; videos."""
+    ids = [f"{k:08d}" for k in range(1, 7)]
+    templates = [("Is the <Object> in the video always playing?", ["piano"], ["Audio-Visual", "Existential"], "yes"),
+                 ("How many <Object> are sounding?", ["guitar"], ["Audio-Visual", "Counting"], "two"),
+                 ("Is the <LR Instrument> louder than the <Object>?", ["left piano", "guitar"], ["Audio", "Comparative"],
+                  "no")]
+    json_dir = root / "json"
+    json_dir.mkdir(parents=True)
+    for split, chosen in (("train", ids[:3]), ("val", ids[3:4]), ("test", ids[4:])):
+        rows = [{"video_id": v, "question_id": 10 * i + j, "type": json.dumps(t), "question_content": q,
+                 "templ_values": json.dumps(vals), "anser": a if split == "train" or j else "three", "question_deleted": 0}
+                for i, v in enumerate(chosen) for j, (q, vals, t, a) in enumerate(templates)]
+        rows.append({**rows[0], "question_id": 999, "question_deleted": 1})
+        (json_dir / f"avqa-{split}.json").write_text(json.dumps(rows))
+    for k, v in enumerate(ids[:5]):  # 00000006 has no video
+        write_mp4(root / "videos" / f"{v}.mp4", n_frames=4, seed=k + 1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("qa_cls_data")
+    return {"esc50": make_esc50(root / "esc50"), "ucf101": make_ucf101(root / "ucf101"),
+            "msrvtt": make_msrvtt_qa(root / "msrvtt"), "music-avqa": make_music_avqa(root / "music-avqa")}
+
+
+# ---------------------------------------------------------------- adapters
+
+
+def test_esc50_folds_groups_and_class_order(data):
+    test = get_adapter("esc50")(split="test", fold=1, data_dir=str(data["esc50"]))
+    train = get_adapter("esc50")(split="train", fold=1, data_dir=str(data["esc50"]))
+    assert [i.item_id for i in test.items] == ["1-100-A-0", "1-101-A-1", "1-102-A-2", "1-103-A-0"]
+    assert test.missing == {"audio": ("1-103-A-0",)} and len(train.items) == 8 and not train.missing
+    assert test.label_names == ("dog", "chirping birds", "water drops") and test.items[1].label == "chirping birds"
+    assert test.items[1].texts == ("the sound of chirping birds",)
+    assert train.items[1].fields["group"] == train.items[0].fields["group"] == "104"  # fragments of one recording
+    assert train.items[0].fields["where"] == "esc50.csv row 6" and test.split == "test_fold1"
+    other = get_adapter("esc50")(split="test", fold=2, data_dir=str(data["esc50"]))
+    assert len(other.items) == 8 and other.annotation_identity["fold"] == "2"
+
+
+def test_esc50_target_naming_two_classes_names_the_row(data, tmp_path):
+    import shutil
+
+    root = shutil.copytree(data["esc50"], tmp_path / "esc50")
+    text = (root / "meta" / "esc50.csv").read_text().splitlines()
+    text[4] = text[4].replace(",dog,", ",cat,")
+    (root / "meta" / "esc50.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(BenchError, match=r"^esc50.csv row 5: target 0 is 'cat' here but 'dog' in esc50.csv row 2$"):
+        get_adapter("esc50")(split="test", data_dir=str(root))
+
+
+def test_ucf101_split_lists_class_names_and_groups(data):
+    train = get_adapter("ucf101")(split="train", data_dir=str(data["ucf101"]))
+    test = get_adapter("ucf101")(split="test", data_dir=str(data["ucf101"]))
+    assert train.label_names == ("apply eye makeup", "playing guitar", "yo yo")
+    assert [i.item_id for i in test.items] == [f"v_{c}_g01_c01" for c in UCF_CLASSES]
+    assert test.items[2].label == "yo yo" and test.items[2].texts == ("a video of a person doing yo yo",)
+    assert test.items[0].media["vision"].parent.name == "ApplyEyeMakeup" and not test.missing
+    assert [i.fields["group"] for i in train.items[:3]] == ["ApplyEyeMakeup_g08", "ApplyEyeMakeup_g09", "ApplyEyeMakeup_g10"]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t + "Surfing/v_Surfing_g01_c01.avi\n",
+     r"^testlist01.txt row 4: label 'Surfing' is not in the class list \(3 classes: apply eye makeup, playing guitar, yo yo\)"),
+])
+def test_ucf101_label_not_in_the_class_list_names_file_and_row(edit, message, data, tmp_path):
+    import shutil
+
+    root = shutil.copytree(data["ucf101"], tmp_path / "ucf101")
+    lst = root / "ucfTrainTestlist" / "testlist01.txt"
+    lst.write_text(edit(lst.read_text()))
+    with pytest.raises(BenchError, match=message):
+        get_adapter("ucf101")(split="test", data_dir=str(root))
+
+
+def test_ucf101_index_disagreeing_with_classind_names_the_row(data, tmp_path):
+    import shutil
+
+    root = shutil.copytree(data["ucf101"], tmp_path / "ucf101")
+    lst = root / "ucfTrainTestlist" / "trainlist01.txt"
+    lines = lst.read_text().splitlines()
+    lines[1] = lines[1].replace(" 1", " 3")
+    lst.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BenchError, match="^trainlist01.txt row 2: class index 3 disagrees with classInd.txt"):
+        get_adapter("ucf101")(split="train", data_dir=str(root))
+
+
+def test_msrvtt_qa_integer_video_ids_types_and_splits(data):
+    test = get_adapter("msrvtt_qa")(split="test", data_dir=str(data["msrvtt"]))
+    assert [i.item_id for i in test.items] == ["video4", "video5", "video6"] and test.missing["vision"] == ("video6",)
+    q = test.questions[0]
+    assert (q.qid, q.item_id, q.answer, q.qtype, q.where) == ("400", "video4", "cat", "what", "test_qa.json row 1")
+    assert [q.qtype for q in test.questions[:3]] == ["what", "who", "how"] and len(test.questions) == 9
+    val = get_adapter("msrvtt_qa")(split="val", data_dir=str(data["msrvtt"]))
+    assert [i.item_id for i in val.items] == ["video3"] and len(val.items[0].texts) == 3  # captions for alignment
+    assert "test_qa.json" in test.annotation_identity and "MSRVTT_data.json" in test.annotation_identity
+
+
+def test_msrvtt_mc_tab_separated_five_candidates(data):
+    mc = get_adapter("msrvtt_mc")(split="mc_test", data_dir=str(data["msrvtt"]))
+    assert [i.item_id for i in mc.items] == ["video4", "video5", "video6"] and mc.missing["vision"] == ("video6",)
+    q = mc.questions[1]
+    assert len(q.candidates) == 5 and q.answer == 2 and q.candidates[2] == caption(752)
+    assert mc.items[1].texts == (caption(752),) and q.where == "MSR_MC_test.csv row 3"
+    base1 = get_adapter("msrvtt_mc")(split="mc_test", data_dir=str(data["msrvtt"]), answer_base=1)
+    assert base1.questions[1].answer == 1 and base1.items[1].texts == (caption(751),)
+    assert [i.item_id for i in get_adapter("msrvtt_mc")(split="train_9k", data_dir=str(data["msrvtt"])).items][:2] == [
+        "video0", "video1"]
+
+
+def test_music_avqa_fills_templates_reads_anser_and_json_string_types(data, caplog):
+    train = get_adapter("music_avqa")(split="train", data_dir=str(data["music-avqa"]))
+    q = train.questions[2]
+    assert q.text == "Is the left piano louder than the guitar?" and q.answer == "no" and q.qtype == "Audio/Comparative"
+    assert train.questions[1].qtype == "Audio-Visual/Counting" and len(train.questions) == 9  # the deleted row left out
+    assert "1 questions marked question_deleted left out" in caplog.text
+    item = train.items[0]
+    assert item.item_id == "00000001" and item.media["audio"] == item.media["vision"]
+    assert item.texts == tuple(q.text for q in train.questions[:3])  # no captions: the heads align on the questions
+    test = get_adapter("music_avqa")(split="test", data_dir=str(data["music-avqa"]))
+    assert test.missing == {"vision": ("00000006",), "audio": ("00000006",)}
+
+
+def test_music_avqa_reads_the_vast_family_copy(data, tmp_path):
+    root = tmp_path / "music"
+    (root / "annotations").mkdir(parents=True)
+    (root / "videos").symlink_to(data["music-avqa"] / "videos")
+    records = [{"video_id": "00000001", "question": ["How many guitar are sounding?", "Is this music?"],
+                "answer": ["two", "yes"]}, {"video_id": "00000002", "question": ["Is the piano playing?"], "answer": ["no"]}]
+    (root / "annotations" / "descs_qa_train.json").write_text(json.dumps(records))
+    items = get_adapter("music_avqa")(split="train", data_dir=str(root))
+    assert [q.qid for q in items.questions] == ["00000001#0", "00000001#1", "00000002#0"]
+    assert items.questions[1].where == "descs_qa_train.json row 1 question 2" and items.questions[2].answer == "no"
+    assert items.items[0].texts == ("How many guitar are sounding?", "Is this music?")
+    assert items.items[0].media["audio"] == items.items[0].media["vision"] and not items.missing
+
+
+def _rewrite(path: Path, edit) -> None:  # noqa: ANN001 - a function of the parsed rows
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+BAD_QA = [
+    ("msrvtt_qa", "msrvtt_qa/train_qa.json", lambda rows: [rows[0], {k: v for k, v in rows[1].items() if k != "video_id"}],
+     r"^train_qa.json row 2: question '1' has no media"),
+    ("msrvtt_qa", "msrvtt_qa/train_qa.json", lambda rows: [rows[0], {**rows[1], "video_id": 42}],
+     r"^train_qa.json row 2: question '1' has no media \(item 'video42' is not in the annotations\)"),
+    ("msrvtt_qa", "msrvtt_qa/train_qa.json", lambda rows: [], r"^train_qa.json: holds no questions, so the answer vocabulary is empty"),
+    ("msrvtt_qa", "msrvtt_qa/train_qa.json", lambda rows: [{**rows[0], "answer": " "}], r"^train_qa.json row 1: question '0' has no answer"),
+    ("music_avqa", "json/avqa-train.json", lambda rows: [{**rows[0], "templ_values": "[]"}],
+     r"^avqa-train.json row 1: 1 placeholders in 'Is the <Object> in the video always playing\?' but 0 templ_values"),
+    ("music_avqa", "json/avqa-train.json", lambda rows: [{**rows[0], "type": "Audio"}],
+     r"^avqa-train.json row 1: type 'Audio' is not a JSON list"),
+]
+
+
+@pytest.mark.parametrize(("adapter", "file", "edit", "message"), BAD_QA)
+def test_bad_qa_files_name_the_file_and_row(adapter, file, edit, message, data, tmp_path):
+    import shutil
+
+    key = "msrvtt" if adapter == "msrvtt_qa" else "music-avqa"
+    root = shutil.copytree(data[key], tmp_path / key, symlinks=True)
+    _rewrite(root / file, edit)
+    with pytest.raises(BenchError, match=message):
+        get_adapter(adapter)(split="train", data_dir=str(root))
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    (["mcx", "msr4", "video4", "one", "two", "three", "four", "five", "5"],
+     r"^MSR_MC_test.csv row 3: answer index 5 is out of range for 5 candidates$"),
+    (["mcx", "msr4", "video4", "one", "two", "three", "four", "five", "-1"], r"answer index -1 is out of range"),
+    (["mcx", "msr4", "video4", "only", "", "", "", "", "0"],
+     r"^MSR_MC_test.csv row 3: a multiple-choice question needs at least 2 candidates, got 1$"),
+    (["mcx", "msr4", "video4", "one", "two", "three", "", "", "0"],
+     r"^MSR_MC_test.csv row 3: 3 candidates, while the first row has 5$"),
+    (["mcx", "msr4", "", "one", "two", "three", "four", "five", "0"], r"^MSR_MC_test.csv row 3: question 'mcx' has no media"),
+])
+def test_bad_multiple_choice_rows_name_the_file_and_row(row, message, data, tmp_path):
+    import shutil
+
+    root = shutil.copytree(data["msrvtt"], tmp_path / "msrvtt", symlinks=True)
+    path = root / "msrvtt_data" / "MSR_MC_test.csv"
+    lines = path.read_text().splitlines()
+    lines[2] = "\t".join(row)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BenchError, match=message):
+        get_adapter("msrvtt_mc")(split="mc_test", data_dir=str(root))
+
+
+# ---------------------------------------------------------------- Hugging Face copy of ESC-50
+
+
+def _esc50_hf(data_root: Path, out: Path) -> Path:
+    """A local `datasets` copy in ashraq/esc50's columns (metadata + an audio struct), saved with save_to_disk."""
+    import datasets
+    import pyarrow as pa
+
+    rows = list(csv.DictReader(open(data_root / "meta" / "esc50.csv")))
+    audio = [{"bytes": (data_root / "audio" / r["filename"]).read_bytes(), "path": r["filename"]}
+             if (data_root / "audio" / r["filename"]).is_file() else None for r in rows]
+    table = pa.table({"filename": [r["filename"] for r in rows], "fold": [int(r["fold"]) for r in rows],
+                      "target": [int(r["target"]) for r in rows], "category": [r["category"] for r in rows],
+                      "esc10": [r["esc10"] == "True" for r in rows], "src_file": [int(r["src_file"]) for r in rows],
+                      "take": [r["take"] for r in rows],
+                      "audio": pa.array(audio, pa.struct([("bytes", pa.binary()), ("path", pa.string())]))})
+    ds = datasets.Dataset(table).cast_column("audio", datasets.Audio(decode=False))
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(out))
+    return out
+
+
+def test_esc50_from_a_local_hugging_face_copy_matches_the_files(data, tmp_path):
+    from pmrl_bench.data.items import BlobRef
+
+    saved = _esc50_hf(data["esc50"], tmp_path / "hf")
+    hub = get_adapter("esc50")(split="test", fold=1, hf_dataset="ashraq/esc50", data_dir=str(saved))
+    files = get_adapter("esc50")(split="test", fold=1, data_dir=str(data["esc50"]))
+    assert [i.item_id for i in hub.items] == [i.item_id for i in files.items] and hub.label_names == files.label_names
+    assert [i.label for i in hub.items] == [i.label for i in files.items] and hub.missing == files.missing
+    ref = hub.items[0].media["audio"]
+    assert isinstance(ref, BlobRef) and ref.read() == files.items[0].media["audio"].read_bytes()
+    assert hub.items[0].fields["where"] == "ashraq/esc50 train row 0" and hub.annotation_identity["fold"] == "1"
+    with pytest.raises(BenchError, match="hf: cannot load dataset 'ashraq/esc50'"):  # HF_DATASETS_OFFLINE, not cached
+        get_adapter("esc50")(split="test", hf_dataset="ashraq/esc50")
+
+
+# ---------------------------------------------------------------- through the CLI
+
+
+@pytest.mark.parametrize(("task", "looked_for"), [
+    ("esc50", "esc50.csv not found"), ("esc50-hf", None), ("ucf101", "classInd.txt not found"),
+    ("msrvtt-qa", "train_qa.json not found"), ("msrvtt-mc", "MSRVTT_data.json or train_val_videodatainfo.json not found"),
+    ("music-avqa", "avqa-train.json or descs_qa_train.json not found"),
+])
+def test_missing_data_fails_in_one_paragraph_and_writes_nothing(task, looked_for, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("PMRL_BENCH_DATA", raising=False)
+    results = tmp_path / "results"
+    if looked_for is None:  # the Hub copy: not cached and HF_DATASETS_OFFLINE=1
+        assert main(["run", "--method", "clip", "--task", task, "--results-dir", str(results)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: hf: cannot load dataset 'ashraq/esc50'") and "hf download" in err
+    else:
+        assert main(["run", "--method", "clip", "--task", task, "--results-dir", str(results)]) == 2
+        assert "PMRL_BENCH_DATA" in capsys.readouterr().err
+        (tmp_path / "empty").mkdir()
+        assert main(["run", "--method", "clip", "--task", task, "--results-dir", str(results),
+                     "--set", f"data_dir={tmp_path / 'empty'}"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert looked_for in err and "(looked in:" in err and "--set data_dir=" in err
+    assert "\n" not in err and not list(results.rglob("*.json"))
+
+
+def test_bad_input_through_the_cli_is_one_line_exit_2_and_writes_nothing(data, tmp_path, capsys):
+    import shutil
+
+    root = shutil.copytree(data["ucf101"], tmp_path / "ucf101")
+    lst = root / "ucfTrainTestlist" / "trainlist01.txt"
+    lst.write_text(lst.read_text() + "Surfing/v_Surfing_g01_c01.avi 4\n")
+    results = tmp_path / "results"
+    assert main(["run", "--method", "clip", "--task", "ucf101", "--results-dir", str(results),
+                 "--set", f"data_dir={root}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: trainlist01.txt row 10: label 'Surfing' is not in the class list") and "\n" not in err
+    assert not list(results.rglob("*.json"))
+
+
+def _run(tmp: Path, task: str, data_dir: Path, sets: list[str], method: str = "clip") -> dict:
+    results = tmp / f"results_{task}"
+    args = ["run", "--method", method, "--task", task, "--results-dir", str(results), "--set", f"data_dir={data_dir}",
+            "--set", f"cache_dir={tmp / 'cache'}", *sets, *SMALL_TRAIN]
+    assert main(args) == 0
+    (path,) = results.rglob("*.json")
+    return json.loads(path.read_text())
+
+
+def test_end_to_end_esc50_and_ucf101(data, tmp_path, tmp_path_factory):
+    models = tiny_models_dir(tmp_path_factory)
+    clap = ["--set", f"encoders.text.model={models['clap']}", "--set", f"encoders.audio.model={models['clap']}"]
+    record = _run(tmp_path, "esc50", data["esc50"], clap, method="pmrl")
+    assert record["status"] == "ok" and set(record["metrics"]) == {"a_probe/acc", "a_zs/acc"}
+    assert len(record["per_query"]["a_zs/correct"]) == 3  # fold 1: 4 clips, one without its file
+    assert record["protocol"]["a_zs"]["n_classes"] == 3 and record["protocol"]["test"]["split"] == "test_fold1"
+    assert record["protocol"]["val"]["n_items"] == 1 and record["protocol"]["train"]["n_items"] == 7  # 7 groups
+    clip = ["--set", f"encoders.text.model={models['clip']}", "--set", f"encoders.vision.model={models['clip']}",
+            "--set", "encoders.vision.frames=2"]
+    record = _run(tmp_path, "ucf101", data["ucf101"], clip)
+    assert record["status"] == "ok" and len(record["per_query"]["v_probe/correct"]) == 3
+    assert record["protocol"]["v_zs"]["prompt"] == "a video of a person doing {label}"
+
+
+def test_end_to_end_msrvtt_qa_mc_and_music_avqa(data, tmp_path, tmp_path_factory):
+    models = tiny_models_dir(tmp_path_factory)
+    sets = encoder_overrides(models, frames=2)
+    record = _run(tmp_path, "msrvtt-qa", data["msrvtt"], sets)
+    assert record["status"] == "ok" and {"qa/acc", "qa_prior/acc", "qa_qonly/acc"} <= set(record["metrics"])
+    assert record["protocol"]["test"]["n_questions"] == 6 and record["protocol"]["test"]["n_questions_dropped"] == 3
+    assert set(record["protocol"]["qa"]["acc_by_type"]) == {"what", "who", "how"} and record["protocol"]["qa"]["top_k"] == 1000
+    record = _run(tmp_path, "msrvtt-mc", data["msrvtt"], sets)
+    assert record["status"] == "ok" and len(record["per_query"]["mc/correct"]) == 2  # video6 has no file
+    assert record["protocol"]["mc"]["n_candidates"] == 5 and record["protocol"]["train"]["split"] == "train_9k"
+    record = _run(tmp_path, "music-avqa", data["music-avqa"], sets)
+    assert record["status"] == "ok" and len(record["per_query"]["qa/correct"]) == 3
+    assert set(record["protocol"]["qa"]["acc_by_type"]) == {"Audio-Visual/Existential", "Audio-Visual/Counting",
+                                                            "Audio/Comparative"}
+    assert record["protocol"]["qa"]["n_answers"] == 3  # yes, two, no: the test's 'three' counts as wrong
