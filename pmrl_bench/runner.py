@@ -20,6 +20,7 @@ from pmrl_bench.config import config_label, parse_overrides
 from pmrl_bench.data.features import SplitFeatures, first_items
 from pmrl_bench.errors import BenchError, EnvironmentFailure
 from pmrl_bench.plan import PlannedRun, RunRequest, check_results_dir, checkpoint_path, plan_run
+from pmrl_bench.results.labels import regime_label
 from pmrl_bench.results.record import RunResult, write_result
 from pmrl_bench.task import DEFAULT_TASK, load_task
 
@@ -106,7 +107,7 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
     base = dict(
         run_id=rid, config_hash=planned.config_hash, method=req.method, task=spec.name, seed=req.seed,
         config=config, env=env, task_meta=spec.meta(), limited=req.limit is not None, selection=req.selection,
-        config_label=config_label(spec, req.method, config),
+        config_label=config_label(spec, req.method, config), regime=regime_label(config["evaluation"]),
     )
     protocol: dict[str, Any] = {
         "train": train_feats.info, "test": test_feats.info, "caption_policy": {

@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
-from records_factory import simulated_ranks, write
+from records_factory import make_record, simulated_ranks, write
 
 from pmrl_bench.cli import main
-from pmrl_bench.results.labels import derive_label, known_defaults, label_from
+from pmrl_bench.results.labels import derive_label, known_defaults, label_from, regime_label
+from pmrl_bench.results.record import write_result
 from pmrl_bench.results.table import entry_of, load_runs, task_entities
 
 
@@ -42,6 +43,42 @@ def test_labels_from_the_methods_defaults():
     assert derive_label("clip", {"temperature": 0.03, "learn_temperature": False}) == (
         "temperature=0.03, learn_temperature=false")
     assert label_from({"b": 2, "z": "x"}, {"a": 1, "b": 1}) == "b=2, z=x"
+
+
+def test_regime_label_from_the_evaluation_section():
+    rerank = {"k": 50, "epochs": 20, "lr": 1e-3, "hidden": 256, "batch_size": 256, "negatives": 3}
+    robust = {"modality": "vision", "levels": [0.5], "missing": True}
+    assert regime_label({"rerank": None, "robustness": None}) == "" and regime_label(None) == ""
+    assert regime_label({"rerank": {**rerank, "k": 20}, "robustness": None}) == "rerank@20"
+    assert regime_label({"rerank": rerank, "robustness": robust}) == "rerank@50, robustness vision"
+    assert regime_label({"rerank": None, "robustness": {**robust, "modality": "audio"}}) == "robustness audio"
+    assert regime_label("garbage") == ""
+
+
+def test_evaluation_regimes_name_their_rows(tmp_path):
+    """Rows trained alike but evaluated under a re-ranker or a robustness sweep say so (not a hash alone); the
+    entry is the plain row; a record without `regime` gets it from its config; a recorded one is kept."""
+    plain = {"rerank": None, "robustness": None}
+    regimes = {"c" * 16: {**plain, "rerank": {"k": 50}},
+               "d" * 16: {**plain, "robustness": {"modality": "vision", "levels": [1.0], "missing": True}}}
+    for seed in range(2):
+        for digest, evaluation in [("a" * 16, plain), *regimes.items()]:
+            rec = make_record("synthetic", "clip", seed, {"t2va/rank": simulated_ranks(60, 0.5, seed)},
+                              config_hash=digest, params={})
+            write_result(tmp_path, rec.model_copy(update={"config": {**rec.config, "evaluation": evaluation}}))
+        rec = make_record("synthetic", "clip", seed, {"t2va/rank": simulated_ranks(60, 0.5, seed)},
+                          config_hash="e" * 16, params={}, regime="rerank@7")  # as recorded, not re-derived
+        write_result(tmp_path, rec)
+    by_hash = {e.config_hash[0]: e for e in task_entities(load_runs(tmp_path).runs, "synthetic")}
+    assert by_hash["a"].label == "clip" and by_hash["a"].config_text == "default"
+    assert by_hash["c"].label == "clip (default, rerank@50)" and by_hash["c"].kind == "default"
+    assert by_hash["d"].label == "clip (default, robustness vision)"
+    assert by_hash["e"].label == "clip (default, rerank@7)" and by_hash["e"].regime == "rerank@7"
+    assert entry_of([by_hash["c"], by_hash["a"], by_hash["d"]]) is by_hash["a"]
+    tuned = replace(by_hash["c"], kind="tuned", config_label="temperature=0.1")
+    assert entry_of([tuned, by_hash["a"]]) is by_hash["a"]  # the plain regime first, even over a tuned row
+    assert entry_of([tuned, by_hash["d"]]) is tuned and tuned.config_text == "tuned, rerank@50: temperature=0.1"
+    assert tuned.name_text == "temperature=0.1, rerank@50"
 
 
 def test_kinds_and_the_entry_rule(suite_results):
@@ -129,7 +166,7 @@ def test_export_tidy_csv(suite_results, tmp_path):
     out = tmp_path / "runs.csv"
     assert main(["export", "--results-dir", str(suite_results), "--out", str(out)]) == 0
     frame = pd.read_csv(out, keep_default_na=False)
-    assert list(frame.columns) == ["task", "method", "kind", "config_label", "config_hash", "seed", "status",
+    assert list(frame.columns) == ["task", "method", "kind", "regime", "config_label", "config_hash", "seed", "status",
                                    "metric", "value", "eval_set", "path"]
     n_metrics = 6  # R@1, R@5, R@10, MdR, MnR, MRR of the factory
     assert len(frame) == (3 * 12 + 9) * n_metrics  # 3 suite tasks x 4 configs x 3 seeds, 9 exploratory runs

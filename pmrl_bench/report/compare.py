@@ -59,7 +59,7 @@ def _entity(entities: list[Entity], method: str, task: str, invalid: int) -> tup
     if chosen is None:
         raise BenchError(f"{method} has {len(mine)} configurations on {task} and none is tuned or default "
                          f"({others}); pick one with --config {method}=LABEL")
-    return chosen, (f"note: {method}: using its {chosen.kind} configuration [{chosen.config_hash[:8]}] (the rule: "
+    return chosen, (f"note: {method}: using its {chosen.kind_text} configuration [{chosen.config_hash[:8]}] (the rule: "
                     f"tuned, else default); others: {others}; choose with --config {method}=LABEL")
 
 

@@ -13,7 +13,7 @@ from pmrl_bench.outputs import check_output_path
 from pmrl_bench.report.leaderboard import load_table
 from pmrl_bench.results.table import RunTable, task_entities
 
-FIELDS = ("task", "method", "kind", "config_label", "config_hash", "seed", "status", "metric", "value", "eval_set",
+FIELDS = ("task", "method", "kind", "regime", "config_label", "config_hash", "seed", "status", "metric", "value", "eval_set",
           "path")
 
 
@@ -23,7 +23,7 @@ def export_rows(table: RunTable) -> list[dict[str, object]]:
     for task in table.tasks():
         for e in task_entities(table.runs, task):
             for run in e.runs:
-                base = {"task": task, "method": e.method, "kind": e.kind, "config_label": e.config_label,
+                base = {"task": task, "method": e.method, "kind": e.kind, "regime": e.regime, "config_label": e.config_label,
                         "config_hash": e.config_hash, "seed": run.seed, "status": run.status, "path": str(run.path)}
                 if not run.ok:
                     rows.append({**base, "metric": "", "value": "", "eval_set": ""})

@@ -13,7 +13,7 @@ from pmrl_bench.results.table import RunTable
 
 FORMATS = ("md", "csv", "json", "latex", "html")
 MARK_NAMES = {"**": "best", "†": "not significantly worse", "": "significantly worse", "‡": "not tested"}
-FIELDS = ("task", "in_suite", "method", "kind", "config_label", "config_hash", "n_ok", "n_runs", "metric",
+FIELDS = ("task", "in_suite", "method", "kind", "regime", "config_label", "config_hash", "n_ok", "n_runs", "metric",
           "direction", "value", "ci_low", "ci_high", "mark")
 
 
@@ -34,7 +34,7 @@ def cell_rows(board: Board) -> list[dict[str, Any]]:
                 else:
                     low = high = None
                 rows.append({
-                    "task": tt.layout.task, "in_suite": in_suite, "method": e.method, "kind": e.kind,
+                    "task": tt.layout.task, "in_suite": in_suite, "method": e.method, "kind": e.kind, "regime": e.regime,
                     "config_label": e.config_label, "config_hash": e.config_hash,
                     "n_ok": sum(r.ok for r in e.runs), "n_runs": len(e.runs), "metric": column,
                     "direction": metric_def(split_metric(column)[1]).direction, "value": round(cell.value, 6),

@@ -1,11 +1,14 @@
-"""Configuration labels: the method parameters that differ from the method's declared defaults (issue 10.5).
+"""Configuration labels: the method parameters that differ from the method's declared defaults (issue 10.5),
+and the evaluation regime (re-ranker, robustness) a run was evaluated under (issue 13).
 
 Records written before the protocol recorded `config_label` get theirs derived here, against the
-defaults the registry reads from the method file's syntax tree (no torch import).
+defaults the registry reads from the method file's syntax tree (no torch import); records written before
+`regime` was recorded get theirs derived from their config's `evaluation` section.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -40,3 +43,19 @@ def label_from(params: dict[str, Any], defaults: dict[str, Any]) -> str:
 def derive_label(method: str, params: dict[str, Any]) -> str:
     """The configuration label of a record without one; all parameters when the method's defaults are unknown."""
     return label_from(params, known_defaults(method))
+
+
+def regime_label(evaluation: Mapping[str, Any] | None) -> str:
+    """The evaluation regime of a config's `evaluation` section: 'rerank@50, robustness vision'; '' = plain."""
+    evaluation = evaluation if isinstance(evaluation, Mapping) else {}
+    parts = []
+    if isinstance(rerank := evaluation.get("rerank"), Mapping):
+        parts.append(f"rerank@{rerank.get('k', '?')}")
+    if isinstance(robust := evaluation.get("robustness"), Mapping):
+        parts.append(f"robustness {robust.get('modality', '?')}")
+    return ", ".join(parts)
+
+
+def with_regime(text: str, regime: str) -> str:
+    """A kind or configuration label followed by the evaluation regime: 'tuned, rerank@50' ('tuned' when plain)."""
+    return ", ".join(part for part in (text, regime) if part)

@@ -75,6 +75,10 @@ class RunResult(BaseModel):
     config_label: str | None = Field(
         None, description="settings that differ from the defaults, e.g. 'tau1=0.5, tau2=0.03' ('' = defaults)"
     )
+    regime: str | None = Field(
+        None, description="evaluation regime from config.evaluation, e.g. 'rerank@50, robustness vision' ('' = plain); "
+        "None in records written before it: derived from config.evaluation"
+    )
 
     @field_validator("train_curve")
     @classmethod

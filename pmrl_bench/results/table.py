@@ -24,7 +24,7 @@ from pmrl_bench.metrics import (
     run_metric,
     split_metric,
 )
-from pmrl_bench.results.labels import AD_HOC, DEFAULT, TUNED, derive_label
+from pmrl_bench.results.labels import AD_HOC, DEFAULT, TUNED, derive_label, regime_label, with_regime
 from pmrl_bench.results.record import SCHEMA_VERSION, RunResult, TaskMeta
 from pmrl_bench.safeio import UnsafeFile, read_bytes
 
@@ -54,6 +54,7 @@ class Run:
     config_label: str | None = None  # as recorded (issue 10); None: derived from method_params
     selection: dict[str, Any] | None = None  # validation-selected configuration (issue 10)
     train_curve: list[dict[str, Any]] = field(default_factory=list)
+    regime: str = ""  # evaluation regime, e.g. 'rerank@50' (as recorded, else derived from config.evaluation)
 
     @property
     def ok(self) -> bool:
@@ -213,10 +214,11 @@ def _to_run(rec: RunResult, path: Path) -> Run:
         arr = np.asarray(values, dtype=np.int64)
         target[prefix] = arr if kind == GROUP else (kind, arr)
     params = rec.config.get("method_params")
+    regime = rec.regime if rec.regime is not None else regime_label(rec.config.get("evaluation"))
     return Run(path, rec.task, rec.method, rec.config_hash, rec.seed, rec.status, rec.error, dict(rec.metrics),
                outcomes, groups, dict(rec.eval_set), _gallery_sizes(rec.protocol), rec.task_meta, rec.limited,
                dict(params) if isinstance(params, dict) else {}, getattr(rec, "config_label", None),
-               getattr(rec, "selection", None), list(getattr(rec, "train_curve", None) or []))
+               getattr(rec, "selection", None), list(getattr(rec, "train_curve", None) or []), regime)
 
 
 def read_run(path: Path) -> Run | Problem:
@@ -279,6 +281,7 @@ class Entity:
     runs: tuple[Run, ...]
     kind: str = DEFAULT  # tuned | default | ad hoc (issue 10.5)
     config_label: str = ""  # the parameters that differ from the method's defaults
+    regime: str = ""  # the evaluation regime ('' = plain retrieval), e.g. 'rerank@50, robustness vision'
 
     @property
     def key(self) -> str:
@@ -291,9 +294,19 @@ class Entity:
         return [r for r in self.runs if not r.ok]
 
     @property
+    def kind_text(self) -> str:
+        """Kind and evaluation regime, e.g. 'tuned, rerank@50' or 'default'."""
+        return with_regime(self.kind, self.regime)
+
+    @property
+    def name_text(self) -> str:
+        """What names this configuration beside its method: the label (else the kind), then the regime."""
+        return with_regime(self.config_label or self.kind, self.regime)
+
+    @property
     def config_text(self) -> str:
-        """Kind and configuration label, e.g. 'tuned: tau1=0.5' or 'default'."""
-        return f"{self.kind}: {self.config_label}" if self.config_label else self.kind
+        """Kind, regime and configuration label, e.g. 'tuned, rerank@50: tau1=0.5' or 'default'."""
+        return f"{self.kind_text}: {self.config_label}" if self.config_label else self.kind_text
 
 
 def parse_config_choices(pairs: Sequence[str]) -> dict[str, str]:
@@ -308,8 +321,9 @@ def parse_config_choices(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _matches(entity: Entity, choice: str) -> bool:
-    """Whether a --config choice names this entity: hash prefix, configuration label or kind."""
-    return entity.config_hash.startswith(choice) or choice in (entity.config_label, entity.kind)
+    """Whether a --config choice names this entity: hash prefix, configuration label, kind or kind and regime."""
+    return entity.config_hash.startswith(choice) or choice in (entity.config_label, entity.kind, entity.kind_text,
+                                                                entity.name_text)
 
 
 def check_config_choices(runs: Sequence[Run], choices: dict[str, str]) -> None:
@@ -320,7 +334,7 @@ def check_config_choices(runs: Sequence[Run], choices: dict[str, str]) -> None:
             raise unknown_name("method", method, {r.method for r in runs}, "(in --config)")
         if not any(_matches(e, choice) for e in mine):
             known = {e.config_hash[:8] for e in mine} | {e.config_label for e in mine if e.config_label} | {
-                e.kind for e in mine}
+                e.kind_text for e in mine}
             raise unknown_name(f"configuration of {method}", choice, sorted(known), "(in --config)")
 
 
@@ -342,7 +356,7 @@ def task_entities(runs: Sequence[Run], task: str, choices: dict[str, str] | None
         first = min(rs, key=lambda r: (r.seed, str(r.path)))
         label = first.config_label if first.config_label is not None else derive_label(method, first.method_params)
         made.append(Entity(method, digest, method, tuple(sorted(rs, key=lambda r: r.seed)), _entity_kind(rs, label),
-                           label))
+                           label, first.regime))
     chosen = [e for e in made if _matches(e, (choices or {}).get(e.method, ""))]
     out = [replace(e, label=_display_label(e, chosen)) for e in chosen]
     return sorted(out, key=lambda e: (e.label, e.config_hash))
@@ -353,17 +367,20 @@ def _display_label(e: Entity, entities: Sequence[Entity]) -> str:
     mine = [o for o in entities if o.method == e.method]
     if len(mine) == 1 or e is entry_of(mine):
         return e.method
-    text = f"{e.method} ({e.config_label or e.kind})"
-    clash = [o for o in mine if (o.config_label or o.kind) == (e.config_label or e.kind)]
+    text = f"{e.method} ({e.name_text})"
+    clash = [o for o in mine if o.name_text == e.name_text]
     return f"{text} [{e.config_hash[:8]}]" if len(clash) > 1 else text
 
 
 def entry_of(entities: Sequence[Entity]) -> Entity | None:
-    """A method's entry (the protocol's rule): its tuned configuration, else its defaults; None if neither."""
-    for kind in (TUNED, DEFAULT):
-        found = sorted((e for e in entities if e.kind == kind), key=lambda e: (-len(e.runs), e.config_hash))
-        if found:
-            return found[0]
+    """A method's entry (the protocol's rule): its tuned configuration, else its defaults, in the plain regime
+    before any evaluation regime (re-ranker, robustness); None if neither."""
+    for plain in (True, False):
+        for kind in (TUNED, DEFAULT):
+            found = sorted((e for e in entities if e.kind == kind and (e.regime == "") == plain),
+                           key=lambda e: (-len(e.runs), e.config_hash))
+            if found:
+                return found[0]
     return None
 
 
