@@ -47,7 +47,12 @@ class GRAM(Method):
         "score": "neg_volume",
     }
     modality_counts = (2, None)
-    search_space = {"temperature": [0.03, 0.07, 0.1], "label_smoothing": [0.0, 0.1]}
+    # 12 = 3 x 2 x 2. On validation (selection seed 0, results/ at 4ee52e8) temperature 0.03 never won and was last
+    # on every task at label_smoothing 0; 0.1 won on both synthetic tasks at the top of the old grid (val rising
+    # 73.8 -> 77.3 -> 78.8 from 0.03 to 0.1), so 0.2 is tried; 0.07 won on Tux Paint. Label smoothing moved
+    # validation by <= 4 points either way (kept). The score is the sign-invariant method's other free choice.
+    search_space = {"temperature": [0.07, 0.1, 0.2], "label_smoothing": [0.0, 0.1],
+                    "score": ["neg_volume", "cosine_mean"]}
 
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__(modalities, **params)

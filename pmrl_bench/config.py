@@ -83,8 +83,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise BenchError(f"--set {key}: expected {type(default).__name__}, got {value!r}")
 
 
-def apply_override(config: dict[str, Any], key: str, value: Any) -> None:
-    """Set one `--set` key in a resolved config (short or dotted key), checking it exists and its type."""
+def override_section(config: dict[str, Any], key: str) -> tuple[str, list[str]]:
+    """The config section a `--set` key (short or dotted) writes to and its path inside that section."""
     head, _, rest = key.partition(".")
     if head in SECTIONS and rest:
         section, path = SECTIONS[head], rest.split(".")
@@ -102,6 +102,19 @@ def apply_override(config: dict[str, Any], key: str, value: Any) -> None:
                 known = [k for s in ("method_params", "train", "data") for k in config[s]]
                 raise unknown_name("--set key", key, known + [f"{k}.<key>" for k in SECTIONS])
         section, path = owners[0], [key]
+    return section, path
+
+
+def evaluation_only(task: str | TaskSpec, method: str, overrides: list[tuple[str, Any]]) -> list[str]:
+    """The override keys that only change evaluation (the `evaluation` section: re-ranker, robustness), in order;
+    the rest determine training, so runs that differ only in these train identically."""
+    config = resolve_config(task, method)
+    return [key for key, _ in overrides if override_section(config, key)[0] == "evaluation"]
+
+
+def apply_override(config: dict[str, Any], key: str, value: Any) -> None:
+    """Set one `--set` key in a resolved config (short or dotted key), checking it exists and its type."""
+    section, path = override_section(config, key)
     node = config[section]
     for part in path[:-1]:
         if node.get(part) in (None, True):  # an optional block that is off (or on with defaults): open it

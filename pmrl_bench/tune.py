@@ -4,6 +4,10 @@ Stage 1 trains every configuration of the method's `search_space` with the selec
 selected on validation like any run); the winner is the configuration with the highest mean validation
 primary metric over those seeds (ties: the first in the declared order). Only `protocol.select.val_score`
 is read, never a test metric. Stage 2 runs the final seeds with the winner; their records carry `selection`.
+
+Overrides that only change evaluation (the `evaluation` section: re-ranker, robustness) leave training as it is,
+so the selection runs leave them out and are the plain task's own (the winner is the same configuration); the
+final runs add them, and their `selection` lists them under `evaluation_only`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pmrl_bench.errors import BenchError, unknown_name
 
 MAX_CONFIGS = 12  # the same budget for every method
 RULE = "max mean validation primary metric over the selection seeds; ties: first in the declared space"
+SHARED_RULE = "; selection runs without the evaluation-only settings (they train alike), which the final runs add"
 
 
 def search_space(method: str) -> dict[str, list[Any]]:
@@ -60,6 +65,12 @@ class TunePlan:
     selection_seeds: list[int]
     final_seeds: list[int]
     results_dir: str
+    eval_keys: tuple[str, ...] = ()  # override keys that only change evaluation: left out of the selection runs
+
+    @property
+    def selection_base(self) -> list[tuple[str, Any]]:
+        """The overrides of the selection runs: the base without its evaluation-only keys."""
+        return [(k, v) for k, v in self.base if k not in self.eval_keys]
 
     @property
     def configs(self) -> list[dict[str, Any]]:
@@ -72,7 +83,7 @@ class TunePlan:
 
         return [
             RunRequest(task=self.task, method=self.method, seed=seed, results_dir=self.results_dir,
-                       overrides=[*self.base, *cfg.items()])
+                       overrides=[*self.selection_base, *cfg.items()])
             for cfg in self.configs
             for seed in self.selection_seeds
         ]
@@ -97,8 +108,10 @@ class TunePlan:
             scores.append(sum(values) / len(values))
         best = max(range(len(scores)), key=lambda i: (scores[i], -i))
         rule = RULE if self.space else "empty search space: the method's defaults"
+        shared = {"evaluation_only": list(self.eval_keys)} if self.eval_keys else {}
         return {"space_hash": space_hash(self.space), "n_configs": len(scores), "chosen": self.configs[best],
-                "val_score": scores[best], "seeds": list(self.selection_seeds), "rule": rule}
+                "val_score": scores[best], "seeds": list(self.selection_seeds),
+                "rule": rule + (SHARED_RULE if self.eval_keys else ""), **shared}
 
     def final_requests(self, selection: dict[str, Any]) -> list[Any]:
         """Stage 2: the final seeds with the winner, carrying `selection`."""
@@ -117,14 +130,16 @@ class TunePlan:
         epochs = resolve_config(self.task, self.method, self.base)["train"]["epochs"]
         n, s, f = len(self.configs), len(self.selection_seeds), len(self.final_seeds)
         space = f"{n} configurations" if self.space else "empty search space: the defaults"
+        shared = (f" (selection runs shared with the plain task: {', '.join(self.eval_keys)} only change evaluation)"
+                  if self.eval_keys else "")
         return (f"tune {self.method} on {self.task}: {space} x {s} selection seed(s) x {epochs} epochs = "
-                f"{n * s * epochs} epochs, then {f} final seed(s) x {epochs} epochs = {f * epochs} epochs")
+                f"{n * s * epochs} epochs{shared}, then {f} final seed(s) x {epochs} epochs = {f * epochs} epochs")
 
 
 def make_plan(method: str, task: str, base: list[tuple[str, Any]], selection_seeds: list[int],
               final_seeds: list[int], results_dir: str) -> TunePlan:
     """A checked tuning plan: the space is valid and no override fixes a tuned parameter or disables selection."""
-    from pmrl_bench.config import resolve_config
+    from pmrl_bench.config import evaluation_only, resolve_config
 
     space = search_space(method)
     fixed = sorted({k.split(".")[-1] for k, _ in base} & set(space))
@@ -134,7 +149,8 @@ def make_plan(method: str, task: str, base: list[tuple[str, Any]], selection_see
         raise BenchError("tune selects on validation: leave train.select at best_val")
     if not selection_seeds or not final_seeds:
         raise BenchError("tune needs at least one selection seed and one final seed")
-    return TunePlan(method, task, space, list(base), list(selection_seeds), list(final_seeds), results_dir)
+    return TunePlan(method, task, space, list(base), list(selection_seeds), list(final_seeds), results_dir,
+                    tuple(evaluation_only(task, method, list(base))))
 
 
 def cli_tune(args: argparse.Namespace) -> int:

@@ -25,8 +25,13 @@ def test_every_method_declares_a_space_within_the_budget(method):
 
 
 def test_declared_spaces_are_the_suggested_ones():
-    assert search_space("pmrl") == {"tau1": [0.05, 0.2, 0.5, 1.0], "tau2": [0.03, 0.05, 0.1]}
-    assert search_space("gram") == {"temperature": [0.03, 0.07, 0.1], "label_smoothing": [0.0, 0.1]}
+    assert search_space("pmrl") == {"tau1": [0.2, 0.5, 1.0], "tau2": [0.03, 0.05], "score": ["sigma1", "cosine_mean"]}
+    assert search_space("gram") == {"temperature": [0.07, 0.1, 0.2], "label_smoothing": [0.0, 0.1],
+                                    "score": ["neg_volume", "cosine_mean"]}
+    for method in ("pmrl", "gram"):  # the sign-invariant methods tune their primary score among those offered
+        cls = registry.get_method(method)
+        assert cls.sign_invariant and set(search_space(method)["score"]) == set(cls.scores)
+        assert len(configurations(search_space(method))) == MAX_CONFIGS
     assert configurations({"a": [1, 2], "b": [3]}) == [{"a": 1, "b": 3}, {"a": 2, "b": 3}]
     assert configurations({}) == [{}]
 
@@ -64,15 +69,17 @@ def test_the_choice_reads_validation_never_test(tmp_path):
     plan = make_plan("gram", "synthetic", list(SMALL), [0, 1], [0], str(tmp_path))
     assert plan.choose() is None  # nothing ran yet
     reqs = plan.selection_requests()
-    assert len(reqs) == 12 and [r.seed for r in reqs[:2]] == [0, 1]
+    assert len(reqs) == 24 and [r.seed for r in reqs[:2]] == [0, 1]
     # config index 4 has the best mean validation score; config 0 has by far the best test numbers
     for i, req in enumerate(reqs):
         cfg = i // 2
         _fake_record(req, val_score={4: 50.0, 5: 50.0}.get(cfg, 10.0) + (req.seed - 0.5 if cfg == 4 else 0.0),
                      test_r1=99.0 if cfg == 0 else 1.0)
     sel = plan.choose()
-    assert sel["chosen"] == {"temperature": 0.1, "label_smoothing": 0.0}  # ties (index 4 vs 5 at 50.0): the first
-    assert sel["val_score"] == 50.0 and sel["n_configs"] == 6 and sel["seeds"] == [0, 1]
+    # ties (index 4 vs 5 at 50.0): the first
+    assert sel["chosen"] == {"temperature": 0.1, "label_smoothing": 0.0, "score": "neg_volume"}
+    assert sel["val_score"] == 50.0 and sel["n_configs"] == 12 and sel["seeds"] == [0, 1]
+    assert "evaluation_only" not in sel  # plain tuning: the selection (and so the run ids) as before
     assert sel["space_hash"] == space_hash(search_space("gram"))
     final = plan.final_requests(sel)
     hand = plan_run(reqs[8].model_copy(update={"seed": 0}))  # the same settings chosen by hand
@@ -93,6 +100,15 @@ def test_tune_end_to_end_with_a_small_space(tmp_path, monkeypatch, capsys):
     assert finals[0].selection["chosen"] == {"temperature": picked.config["method_params"]["temperature"]}
     assert finals[0].config_label == picked.config_label and "temperature=" in picked.config_label
     assert main(args) == 0 and "skip:" in capsys.readouterr().err  # selection runs are not redone
+    # the re-ranker only changes evaluation: tuning with it reuses the plain selection runs, same winner
+    assert main([*args, "--set", "rerank=true", "--set", "rerank.epochs=1", "--set", "rerank.k=5"]) == 0
+    assert capsys.readouterr().err.count("skip:") == 2
+    records = [read_result(p) for p in sorted(tmp_path.rglob("*.json"))]
+    (final,) = [r for r in records if r.selection and r.selection.get("evaluation_only")]
+    assert len(records) == 4 and final.selection["chosen"] == finals[0].selection["chosen"]
+    assert final.selection["evaluation_only"] == ["rerank", "rerank.epochs", "rerank.k"]
+    assert "t2va.rerank/R@1" in final.metrics and final.regime == "rerank@5"
+    assert final.metrics["t2va/R@1"] == finals[0].metrics["t2va/R@1"]  # trained alike: same first stage
 
 
 def test_empty_space_runs_the_defaults_and_says_so(tmp_path, monkeypatch):
@@ -113,19 +129,49 @@ def test_tune_sweep_plans_selection_then_finals(tmp_path, capsys):
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     sweep = load_sweep(str(path))
     first = plan_sweep(sweep)
-    # 6 selection runs (seed 0) + the default row's seed 1 (its seed 0 is the selection run of the defaults)
-    assert len(first) == 7 and not any(p.request.selection for p in first)
+    # 12 selection runs (seed 0) + the default row's seed 1 (its seed 0 is the selection run of the defaults)
+    assert len(first) == 13 and not any(p.request.selection for p in first)
     assert main(["sweep", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "tune gram on synthetic: 6 configurations x 1 selection seed(s) x 3 epochs = 18 epochs" in out
+    assert "tune gram on synthetic: 12 configurations x 1 selection seed(s) x 3 epochs = 36 epochs, then" in out
     assert "1 tuning cell(s) wait for their selection runs" in out
     for i, p in enumerate(first):
         if p.request.seed == 0:
             _fake_record(p.request, float(i), 0.0)
     second = plan_sweep(sweep)
     finals = [p for p in second if p.request.selection]
-    assert len(second) == 9 and [p.request.seed for p in finals] == [0, 1]
-    assert finals[0].request.selection["chosen"] == {"temperature": 0.1, "label_smoothing": 0.1}
+    assert len(second) == 15 and [p.request.seed for p in finals] == [0, 1]
+    assert finals[0].request.selection["chosen"] == {"temperature": 0.2, "label_smoothing": 0.1, "score": "cosine_mean"}
+    # the same sweep with evaluation-only settings reuses those selection runs: only its final seeds and
+    # default rows are new, and they carry the re-ranker and the robustness sweep
+    body["set"] = {**dict(SMALL), "rerank": True, "robustness.modality": "vision", "robustness.levels": [[0.5]]}
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    regime = plan_sweep(load_sweep(str(path)))
+    shared = {p.run_id for p in first} & {p.run_id for p in regime}
+    assert len(shared) == 12 and all(p.done for p in regime if p.run_id in shared)
+    new = [p for p in regime if p.run_id not in shared]
+    assert sorted((p.request.seed, bool(p.request.selection)) for p in new) == [(0, False), (0, True), (1, False),
+                                                                                 (1, True)]
+    for p in new:
+        assert p.config["evaluation"]["rerank"]["k"] == 50 and p.config["evaluation"]["robustness"]["levels"] == [0.5]
+    sel = next(p for p in new if p.request.selection).request.selection
+    assert sel["chosen"] == finals[0].request.selection["chosen"] and sel["val_score"] == 11.0
+    assert sel["evaluation_only"] == ["rerank", "robustness.modality", "robustness.levels"]
+    assert sel["rule"].startswith(finals[0].request.selection["rule"]) and "evaluation-only" in sel["rule"]
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert "selection runs shared with the plain task: rerank, robustness.modality" in capsys.readouterr().out
+
+
+def test_training_overrides_stay_in_the_selection_runs(tmp_path):
+    plain = make_plan("clip", "synthetic", [*SMALL, ("epochs", 2)], [0], [0], str(tmp_path))
+    both = make_plan("clip", "synthetic", [*SMALL, ("epochs", 2), ("evaluation.rerank.k", 5), ("rerank.epochs", 1)],
+                     [0], [0], str(tmp_path))
+    assert both.eval_keys == ("evaluation.rerank.k", "rerank.epochs") and plain.eval_keys == ()
+    assert [plan_run(r).run_id for r in both.selection_requests()] == [
+        plan_run(r).run_id for r in plain.selection_requests()]
+    other = make_plan("clip", "synthetic", [*SMALL, ("epochs", 3), ("rerank", True)], [0], [0], str(tmp_path))
+    assert not {plan_run(r).run_id for r in other.selection_requests()} & {
+        plan_run(r).run_id for r in plain.selection_requests()}  # a training override still counts
 
 
 def test_make_plan_refuses_no_seeds(tmp_path):
