@@ -130,7 +130,8 @@ def execute(req: RunRequest, label: str | None = None) -> RunResult:
             warm, warm_out = run_warm_start(spec.modalities, heads, train_feats, tcfg, req.seed, rid, req.device,
                                             ckpt, label=label)
             warm_eval = evaluate(spec, warm, heads, train_feats, test_feats, req.seed, req.device)
-            protocol["warm_start"] = {**tcfg["warm_start"], "steps": warm_out.steps, "test_metrics": warm_eval.metrics}
+            protocol["warm_start"] = {**tcfg["warm_start"], "steps": warm_out.steps, "test_metrics": warm_eval.metrics,
+                                      "per_query": warm_eval.per_query, "eval_set": warm_eval.eval_set}
             if val_feats is not None:
                 warm_val = evaluate_primary(spec, warm, heads, train_feats, val_feats, req.seed, req.device)
                 protocol["warm_start"]["val_metrics"] = warm_val.metrics

@@ -138,6 +138,11 @@ def test_warm_start_is_shared_and_recorded(tmp_path):
     warm = clip.protocol["warm_start"]
     assert warm["objective"] == "clip" and warm["steps"] == 2 * (512 // 64) and "t2va/R@1" in warm["test_metrics"]
     assert clip.protocol["train_steps"] == 512 // 64  # the remaining epoch
+    # the model right after the warm start, per query, on the run's own eval set: a paired test is possible
+    ranks = np.asarray(warm["per_query"]["t2va/rank"])
+    assert len(ranks) == len(clip.per_query["t2va/rank"]) and warm["eval_set"]["t2va"] == clip.eval_set["t2va"]
+    assert 100 * (ranks == 1).mean() == pytest.approx(warm["test_metrics"]["t2va/R@1"])
+    assert set(warm["per_query"]) == {k for k in clip.per_query if k.split("/")[0] in warm["eval_set"]}
     assert not list((tmp_path / ".checkpoints").glob("*.pt"))
 
 

@@ -34,6 +34,7 @@ from pmrl_bench.report.stats.ranking import (
     wilcoxon_p,
 )
 from pmrl_bench.report.suites import DEFAULT_SUITE, Suite, load_suite
+from pmrl_bench.report.warm_start import warm_start_section
 from pmrl_bench.results.table import (
     Entity,
     RunTable,
@@ -601,6 +602,13 @@ def _robustness(tt: TaskTable, out: Path) -> list[str]:
     return []
 
 
+def _warm_start(tt: TaskTable) -> list[str]:
+    """The task's section testing each method against its own warm start, when its records store one."""
+    if tt.cells and tt.layout.primary and (section := warm_start_section(tt.entities, tt.layout.primary)):
+        return ["", *section]
+    return []
+
+
 def render_leaderboard(table: RunTable, board: Board, correction: str, poi: bool, out: Path,
                        n_resamples: int = N_RESAMPLES) -> str:
     """The whole Markdown document (and the CD diagram next to `out`)."""
@@ -617,7 +625,7 @@ def render_leaderboard(table: RunTable, board: Board, correction: str, poi: bool
     pages = task_page_dir(out).name
     for tt in board.suite_tables:
         doc += ["", f"## {tt.layout.task}", "", *_task_section(tt, correction, f"{pages}/{tt.layout.task}.md"),
-                *_robustness(tt, out)]
+                *_robustness(tt, out), *_warm_start(tt)]
     cd_path = out.with_name(f"{out.stem}_cd.png")
     cd_path.unlink(missing_ok=True)  # redrawn below only when the ranking has one; never left stale
     tasks = ", ".join(board.suite.primaries)
@@ -628,7 +636,8 @@ def render_leaderboard(table: RunTable, board: Board, correction: str, poi: bool
     doc += ["", render_ranking(board.suite_tables, poi, cd_path, n_resamples)]
     for tt in board.other_tables:
         doc += ["", f"## {tt.layout.task} (not in suite `{board.suite.name}`)", "",
-                *_task_section(tt, correction, f"{pages}/{tt.layout.task}.md"), *_robustness(tt, out)]
+                *_task_section(tt, correction, f"{pages}/{tt.layout.task}.md"), *_robustness(tt, out),
+                *_warm_start(tt)]
     return "\n".join(doc) + "\n"
 
 

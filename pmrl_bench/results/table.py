@@ -55,6 +55,7 @@ class Run:
     selection: dict[str, Any] | None = None  # validation-selected configuration (issue 10)
     train_curve: list[dict[str, Any]] = field(default_factory=list)
     regime: str = ""  # evaluation regime, e.g. 'rerank@50' (as recorded, else derived from config.evaluation)
+    warm_outcomes: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # the model after the warm start
 
     @property
     def ok(self) -> bool:
@@ -158,6 +159,33 @@ def _outcome_reasons(rec: RunResult) -> list[str]:
     return reasons
 
 
+def warm_per_query(protocol: dict[str, Any]) -> dict[str, Any]:
+    """The per-query outcomes ('<prefix>/rank|correct') of the model right after the warm start ({} when none are
+    recorded); its '<prefix>/group' keys repeat the run's own and are left out."""
+    warm = protocol.get("warm_start")
+    found = warm.get("per_query") if isinstance(warm, dict) else None
+    return {k: v for k, v in found.items() if split_metric(k)[1] != GROUP} if isinstance(found, dict) else {}
+
+
+def _warm_reasons(rec: RunResult) -> list[str]:
+    """The warm start's per-query outcomes pair with the run's own: same keys' lengths, same eval sets, valid values."""
+    reasons = []
+    warm = warm_per_query(rec.protocol)
+    warm_sets = rec.protocol["warm_start"].get("eval_set", {}) if warm else {}
+    for key, values in warm.items():
+        prefix, kind = split_metric(key)
+        own = rec.per_query.get(key)
+        if kind not in OUTCOME_KINDS or own is None:
+            reasons.append(f"protocol.warm_start.per_query {key!r} has no outcomes of the run to pair with")
+            continue
+        x = np.asarray(values, dtype=np.int64) if isinstance(values, list) else np.zeros(0, np.int64)
+        if len(x) != len(own) or not isinstance(warm_sets, dict) or warm_sets.get(prefix) != rec.eval_set.get(prefix):
+            reasons.append(f"protocol.warm_start.per_query {key!r}: not on the run's eval set (length or digest)")
+        elif (kind == RANK and x.size and x.min() < 1) or (kind == "correct" and not np.isin(x, (0, 1)).all()):
+            reasons.append(f"protocol.warm_start.per_query {key!r}: values out of range")
+    return reasons
+
+
 def _metric_reasons(rec: RunResult) -> list[str]:
     """Stored metrics recomputed from per_query (docs/statistics.md 1.2)."""
     reasons = []
@@ -195,7 +223,7 @@ def check_record(rec: RunResult, path: Path | None = None) -> list[str]:
         reasons += [f"task_meta.directions[{m!r}] = {d!r} disagrees with the metric registry"
                     for m, d in rec.task_meta.directions.items()
                     if (mdef := metric_def(m)) is None or (d == "higher") != mdef.higher_is_better]
-    reasons += _outcome_reasons(rec)
+    reasons += _outcome_reasons(rec) + _warm_reasons(rec)
     if not reasons:
         reasons += _metric_reasons(rec)
     for prefix, digest in rec.eval_set.items():
@@ -215,10 +243,12 @@ def _to_run(rec: RunResult, path: Path) -> Run:
         target[prefix] = arr if kind == GROUP else (kind, arr)
     params = rec.config.get("method_params")
     regime = rec.regime if rec.regime is not None else regime_label(rec.config.get("evaluation"))
+    warm = {split_metric(k)[0]: (split_metric(k)[1], np.asarray(v, dtype=np.int64))
+            for k, v in warm_per_query(rec.protocol).items()}
     return Run(path, rec.task, rec.method, rec.config_hash, rec.seed, rec.status, rec.error, dict(rec.metrics),
                outcomes, groups, dict(rec.eval_set), _gallery_sizes(rec.protocol), rec.task_meta, rec.limited,
                dict(params) if isinstance(params, dict) else {}, getattr(rec, "config_label", None),
-               getattr(rec, "selection", None), list(getattr(rec, "train_curve", None) or []), regime)
+               getattr(rec, "selection", None), list(getattr(rec, "train_curve", None) or []), regime, warm)
 
 
 def read_run(path: Path) -> Run | Problem:
