@@ -172,6 +172,9 @@ class TaskSpec(_Strict):
     adapter_args: dict[str, Any] = {}
     splits: dict[str, str] = {"train": "train", "test": "test"}
     validation: ValidationSpec = ValidationSpec()
+    folds: list[int] = Field(
+        [], description="cross-validation folds: one run trains and tests once per fold (adapter argument `fold`), "
+        "pooling the per-query outcomes (classification tasks)")
     caption_policy: dict[str, Literal["all", "first", "paragraph"]] = {"train": "all", "test": "all"}
     encoders: dict[str, dict[str, Any]] = {}
     retrieval: list[RetrievalDirection] = []
@@ -226,6 +229,9 @@ class TaskSpec(_Strict):
         for q in self.qa:
             if not q.media or any(m not in mods for m in q.media) or "text" not in mods:
                 raise ValueError(f"qa {q.name!r} needs media modalities and `text`, all in modalities {self.modalities}")
+        if self.folds and (self.kind != "classification" or len(set(self.folds)) != len(self.folds)):
+            raise ValueError("folds: distinct fold values, for a classification task (its adapter gives an `all` "
+                             "split and takes the argument `fold`)")
         if self.kind == "qa" and not self.qa:
             raise ValueError("a qa task needs at least one entry under `qa`")
         if self.kind == "retrieval" and not self.retrieval:

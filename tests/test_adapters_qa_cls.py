@@ -27,12 +27,12 @@ UCF_CLASSES = ["ApplyEyeMakeup", "PlayingGuitar", "YoYo"]
 
 
 def make_esc50(root: Path) -> Path:
-    """meta/esc50.csv + audio/{FOLD}-{ID}-{TAKE}-{TARGET}.wav over folds 1 and 2; two fragments of one recording,
-    one clip of fold 1 without its file."""
+    """meta/esc50.csv + audio/{FOLD}-{ID}-{TAKE}-{TARGET}.wav: 5 folds x 3 classes; clips 4 and 5 are fragments of
+    one recording; clip 2 (fold 1) has no file."""
     rows = []
-    for k in range(12):
-        fold, target = 1 if k < 4 else 2, k % 3
-        src = 100 + (k if k != 5 else 4)  # clips 4 and 5: fragments of one source recording
+    for k in range(15):
+        fold, target = k // 3 + 1, k % 3
+        src = 100 + (k if k != 5 else 4)
         rows.append([f"{fold}-{src}-{'AB'[k == 5]}-{target}.wav", fold, target, ESC_CLASSES[target], k % 2 == 0,
                      src, "AB"[k == 5]])
     (root / "meta").mkdir(parents=True)
@@ -41,7 +41,7 @@ def make_esc50(root: Path) -> Path:
         w.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
         w.writerows(rows)
     for k, row in enumerate(rows):
-        if k != 3:
+        if k != 2:
             write_wav(root / "audio" / row[0], seconds=0.5, seed=k + 10 * row[2])
     return root
 
@@ -119,14 +119,15 @@ def data(tmp_path_factory) -> dict[str, Path]:
 def test_esc50_folds_groups_and_class_order(data):
     test = get_adapter("esc50")(split="test", fold=1, data_dir=str(data["esc50"]))
     train = get_adapter("esc50")(split="train", fold=1, data_dir=str(data["esc50"]))
-    assert [i.item_id for i in test.items] == ["1-100-A-0", "1-101-A-1", "1-102-A-2", "1-103-A-0"]
-    assert test.missing == {"audio": ("1-103-A-0",)} and len(train.items) == 8 and not train.missing
+    assert [i.item_id for i in test.items] == ["1-100-A-0", "1-101-A-1", "1-102-A-2"]
+    assert test.missing == {"audio": ("1-102-A-2",)} and len(train.items) == 12 and not train.missing
     assert test.label_names == ("dog", "chirping birds", "water drops") and test.items[1].label == "chirping birds"
     assert test.items[1].texts == ("the sound of chirping birds",)
-    assert train.items[1].fields["group"] == train.items[0].fields["group"] == "104"  # fragments of one recording
-    assert train.items[0].fields["where"] == "esc50.csv row 6" and test.split == "test_fold1"
+    assert train.items[1].fields["group"] == train.items[2].fields["group"] == "104"  # fragments of one recording
+    assert train.items[1].fields["where"] == "esc50.csv row 6" and test.split == "test_fold1"
     other = get_adapter("esc50")(split="test", fold=2, data_dir=str(data["esc50"]))
-    assert len(other.items) == 8 and other.annotation_identity["fold"] == "2"
+    assert [i.item_id for i in other.items] == ["2-103-A-0", "2-104-A-1", "2-104-B-2"]
+    assert other.annotation_identity["fold"] == "2"
 
 
 def test_esc50_target_naming_two_classes_names_the_row(data, tmp_path):
@@ -367,9 +368,22 @@ def test_end_to_end_esc50_and_ucf101(data, tmp_path, tmp_path_factory):
     clap = ["--set", f"encoders.text.model={models['clap']}", "--set", f"encoders.audio.model={models['clap']}"]
     record = _run(tmp_path, "esc50", data["esc50"], clap, method="pmrl")
     assert record["status"] == "ok" and set(record["metrics"]) == {"a_probe/acc", "a_zs/acc"}
-    assert len(record["per_query"]["a_zs/correct"]) == 3  # fold 1: 4 clips, one without its file
-    assert record["protocol"]["a_zs"]["n_classes"] == 3 and record["protocol"]["test"]["split"] == "test_fold1"
-    assert record["protocol"]["val"]["n_items"] == 1 and record["protocol"]["train"]["n_items"] == 7  # 7 groups
+    cv, folds = record["protocol"]["cross_validation"], record["protocol"]["folds"]
+    assert cv["folds"] == [1, 2, 3, 4, 5] and [folds[f]["test"]["split"] for f in "12345"] == [
+        f"test_fold{f}" for f in "12345"]
+    assert [folds[f]["test"]["n_items"] for f in "12345"] == [2, 3, 3, 3, 3]  # clip 2 of fold 1 has no file
+    assert folds["1"]["train"]["n_items"] == 11 and folds["1"]["val"]["n_items"] == 1  # 11 groups + 1 carved
+    for prefix in ("a_zs", "a_probe"):
+        outcomes = record["per_query"][f"{prefix}/correct"]
+        per_fold = [cv["metrics_per_fold"][f][f"{prefix}/acc"] for f in "12345"]
+        assert len(outcomes) == 14 and record["metrics"][f"{prefix}/acc"] == pytest.approx(100 * sum(outcomes) / 14)
+        assert per_fold[0] == pytest.approx(50 * sum(outcomes[:2])) and record["protocol"][prefix]["n_test"] == 14
+        assert cv["mean_over_folds"][f"{prefix}/acc"] == pytest.approx(sum(per_fold) / 5)
+    assert record["selected_epoch"] is None and len(record["train_curve"]) == 1  # one epoch, mean over the folds
+    assert not list((tmp_path / "results_esc50" / ".checkpoints").glob("*"))
+    encoded = sorted(p.relative_to(tmp_path / "cache" / "esc50").parts[:2]
+                     for p in (tmp_path / "cache" / "esc50").rglob("embeddings.safetensors"))
+    assert encoded == [("all", "audio"), ("all", "text"), ("class_prompts", "text")]  # the folds choose rows only
     clip = ["--set", f"encoders.text.model={models['clip']}", "--set", f"encoders.vision.model={models['clip']}",
             "--set", "encoders.vision.frames=2"]
     record = _run(tmp_path, "ucf101", data["ucf101"], clip)
@@ -392,3 +406,42 @@ def test_end_to_end_msrvtt_qa_mc_and_music_avqa(data, tmp_path, tmp_path_factory
     assert set(record["protocol"]["qa"]["acc_by_type"]) == {"Audio-Visual/Existential", "Audio-Visual/Counting",
                                                             "Audio/Comparative"}
     assert record["protocol"]["qa"]["n_answers"] == 3  # yes, two, no: the test's 'three' counts as wrong
+
+
+# ---------------------------------------------------------------- cross-validated runs (ESC-50's folds)
+
+
+def test_merge_folds_pools_outcomes_and_reports_the_mean_over_folds():
+    from types import SimpleNamespace
+
+    from pmrl_bench.runner import merge_folds
+
+    def part(correct: list[int], digest: str, loss: float) -> dict:
+        acc = 100.0 * sum(correct) / len(correct)
+        return {"metrics": {"zs/acc": acc}, "per_query": {"zs/correct": correct}, "eval_set": {"zs": digest},
+                "protocol": {"method": {"name": "m"}, "test": {"n_items": len(correct)}, "zs": {"mode": "zero_shot"}},
+                "timing": {"train_s": 1.0}, "train_curve": [{"epoch": 1, "loss": loss}], "selected_epoch": 1}
+
+    merged = merge_folds(SimpleNamespace(prefixes=["zs"]), [1, 2], [part([1, 0, 1], "a", 2.0), part([0, 1], "b", 4.0)])
+    assert merged["per_query"] == {"zs/correct": [1, 0, 1, 0, 1]} and merged["metrics"]["zs/acc"] == pytest.approx(60.0)
+    cv = merged["protocol"]["cross_validation"]
+    assert cv["mean_over_folds"]["zs/acc"] == pytest.approx((200 / 3 + 50) / 2)
+    assert cv["metrics_per_fold"]["2"] == {"zs/acc": 50.0} and merged["protocol"]["zs"]["n_test"] == 5
+    assert merged["protocol"]["folds"]["1"] == {"method": {"name": "m"}, "test": {"n_items": 3}}
+    import hashlib
+
+    assert merged["eval_set"] == {"zs": hashlib.sha256(b"a\nb").hexdigest()} and merged["timing"] == {"train_s": 2.0}
+    assert merged["train_curve"] == [{"epoch": 1, "loss": 3.0}] and merged["selected_epoch"] is None
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"folds": [1, 1]}, "distinct fold values"),
+    ({"folds": [1, 2], "kind": "retrieval", "retrieval": [{"name": "t2a", "query": ["text"], "candidates": ["audio"]}],
+      "metrics": ["R@1"], "primary_metric": "t2a/R@1", "classification": []}, "for a classification task"),
+])
+def test_folds_are_for_classification_tasks_with_distinct_values(extra, message):
+    from pmrl_bench.task import load_task, validate_task
+
+    data = {**load_task("esc50").model_dump(), **extra}
+    with pytest.raises(BenchError, match=message):
+        validate_task(data, "t.yaml")

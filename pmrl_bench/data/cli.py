@@ -37,9 +37,10 @@ def roles(config: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _items(spec: Any, config: dict[str, Any], role: str) -> Any:
-    from pmrl_bench.data.load import read_split
+    """The items a role encodes: its split's, or the `all` split that every fold of a cross-validated task reads."""
+    from pmrl_bench.data.load import read_named_split, read_split
 
-    return read_split(spec, config, role)
+    return read_named_split(spec, config, "all") if spec.folds else read_split(spec, config, role)
 
 
 def extract(args: argparse.Namespace) -> int:

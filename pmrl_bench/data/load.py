@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import torch
+
 from pmrl_bench.data.features import SplitFeatures
-from pmrl_bench.data.validation import carve_validation
+from pmrl_bench.data.items import ids_sha256
+from pmrl_bench.data.validation import carve_validation, subset_items
 from pmrl_bench.errors import BenchError
 from pmrl_bench.registry import get_adapter
 from pmrl_bench.task import TaskSpec
@@ -19,7 +23,11 @@ def split_name(spec: TaskSpec, config: dict[str, Any], role: str) -> str:
 
 def read_split(spec: TaskSpec, config: dict[str, Any], role: str) -> Any:
     """The adapter's output for the split that plays `role`; a malformed annotation file is a BenchError."""
-    split = split_name(spec, config, role)
+    return read_named_split(spec, config, split_name(spec, config, role))
+
+
+def read_named_split(spec: TaskSpec, config: dict[str, Any], split: str) -> Any:
+    """The adapter's output for its split `split`; a malformed annotation file is a BenchError."""
     try:
         return get_adapter(spec.adapter)(split=split, **config["data"])
     except (KeyError, TypeError, AttributeError, IndexError, ValueError, RuntimeError) as exc:
@@ -63,6 +71,8 @@ def load_adapter_split(spec: TaskSpec, config: dict[str, Any], role: str, device
     out = read_split(spec, config, role)
     if isinstance(out, SplitFeatures):
         return _non_empty(spec, role, out)
+    if spec.folds:
+        return _non_empty(spec, role, fold_rows(spec, config, out, role, device))
     from pmrl_bench.data.encoding import encode_split  # media path: imports transformers lazily
 
     # a validation split is evaluated like test, so it takes test's caption policy
@@ -72,6 +82,22 @@ def load_adapter_split(spec: TaskSpec, config: dict[str, Any], role: str, device
 
         feats = attach_questions(spec, config, feats, out.questions, [i.item_id for i in out.items], device)
     return _non_empty(spec, role, feats)
+
+
+def fold_rows(spec: TaskSpec, config: dict[str, Any], items: Any, role: str, device: str = "cpu") -> SplitFeatures:
+    """A fold's split as the rows of its items in the adapter's `all` split, which is encoded (and cached) once for
+    every fold: a fold only chooses rows, so the media are not encoded again per fold."""
+    from pmrl_bench.data.encoding import encode_split
+
+    everything = read_named_split(spec, config, "all")
+    feats = encode_split(spec, config, everything, role="train" if role == "train" else "test", device=device)
+    index = {item: k for k, item in enumerate(feats.item_ids)}
+    rows = sorted(index[i.item_id] for i in items.items if i.item_id in index)
+    part = subset_items(feats, torch.tensor(rows, dtype=torch.long), items.split)
+    dropped = [i.item_id for i in items.items if i.item_id not in index]
+    info = {**feats.info, "split": items.split, "n_items": part.n_items, "n_missing": len(dropped),
+            "missing_first_ids": dropped[:10], "kept_ids_sha256": ids_sha256(part.item_ids), "encoded_as": everything.split}
+    return dataclasses.replace(part, info=info)
 
 
 def _non_empty(spec: TaskSpec, role: str, feats: SplitFeatures) -> SplitFeatures:

@@ -107,6 +107,7 @@ def esc50(split: str, fold: int = 1, data_dir: str | None = None, audio_dir: str
                                       "esc10": str(row.get("esc10", "")).lower() == "true"}))
     if not hf_dataset and not any("audio" in i.media for i in items):
         raise no_media_error("esc50", split, folders, len(items), EXPECTED)
-    out = build_item_set("esc50", f"{split}_fold{fold}", items, ("audio",), files,
-                         {**identity, "fold": str(fold), "text_template": text_template})
+    fold_key = {} if split == "all" else {"fold": str(fold)}  # `all` is the same for every fold: encoded once
+    out = build_item_set("esc50", split if split == "all" else f"{split}_fold{fold}", items, ("audio",), files,
+                         {**identity, **fold_key, "text_template": text_template})
     return dataclasses.replace(out, label_names=names)
