@@ -21,8 +21,6 @@ from pmrl_bench.toolkit import (
     unit,
 )
 
-SCORES = ("neg_volume", "cosine_mean")
-
 
 @register_method("gram")
 class GRAM(Method):
@@ -35,7 +33,7 @@ class GRAM(Method):
     Similarity: -Vol(query, candidate modalities), or `score=cosine_mean` (sign-calibrated at evaluation).
     """
 
-    scores = SCORES
+    scores = ("neg_volume", "cosine_mean")
     sign_invariant = True
     defaults = {
         "anchor": "text",
@@ -57,8 +55,6 @@ class GRAM(Method):
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__(modalities, **params)
         p = self.params
-        if p["score"] not in SCORES:
-            raise BenchError(f"gram score {p['score']!r} is not offered; choose one of {', '.join(SCORES)}")
         if p["anchor"] not in self.modalities:
             raise BenchError(f"gram anchor {p['anchor']!r} is not a modality of this task {self.modalities}")
         if not (0 < p["temperature"] < math.inf) or not (0 < p["min_temperature"] < math.inf):

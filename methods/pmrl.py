@@ -21,8 +21,6 @@ from pmrl_bench.toolkit import (
 )
 from pmrl_bench.train.losses import pmrl_terms  # PMRL's own two terms, not part of the toolkit
 
-SCORES = ("sigma1", "cosine_mean")
-
 
 @register_method("pmrl")
 class PMRL(Method):
@@ -36,7 +34,7 @@ class PMRL(Method):
     modalities] (an extension, not the official ranking) or `score=cosine_mean`.
     """
 
-    scores = SCORES
+    scores = ("sigma1", "cosine_mean")
     sign_invariant = True
     defaults = {
         "tau1": 0.05,
@@ -56,8 +54,6 @@ class PMRL(Method):
     def __init__(self, modalities: Sequence[str], **params: Any) -> None:
         super().__init__(modalities, **params)
         p = self.params
-        if p["score"] not in SCORES:
-            raise BenchError(f"pmrl score {p['score']!r} is not offered; choose one of {', '.join(SCORES)}")
         for key in ("tau1", "tau2", "gap_eps"):
             if not p[key] > 0:
                 raise BenchError(f"pmrl {key} must be > 0, got {p[key]!r}")

@@ -11,7 +11,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from pmrl_bench.errors import BenchError, unknown_name
-from pmrl_bench.registry import counts_text, method_defaults, method_modality_counts, method_names
+from pmrl_bench.registry import (
+    check_score,
+    counts_text,
+    method_defaults,
+    method_modality_counts,
+    method_names,
+    method_scores,
+)
 from pmrl_bench.safeio import YamlSyntaxError, load_yaml
 from pmrl_bench.task import (
     EvaluationConfig,
@@ -159,6 +166,7 @@ def resolve_config(task: str | TaskSpec, method: str, overrides: list[tuple[str,
         err = exc.errors()[0]
         raise BenchError(f"validation.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     check_regimes(spec, config)
+    check_score(method, method_scores(method), config["method_params"])
     evaluation = EvaluationConfig.model_validate(config["evaluation"])
     check_modality_counts(spec, method, evaluation)
     if config["train"]["warm_start"] is not None:

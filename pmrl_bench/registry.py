@@ -15,7 +15,7 @@ import ast
 import copy
 import inspect
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -283,6 +283,17 @@ def method_modality_counts(name: str) -> tuple[int, int | None]:
         raise BenchError(f"method {name!r}: `modality_counts` must be (smallest, largest or None), got {value!r}") \
             from None
     return low, high
+
+
+def method_scores(name: str) -> tuple[str, ...]:
+    """The scores method `name` offers (its `scores`), from its file when literal (no import); () when none."""
+    return tuple(_class_attribute(name, "scores", ()))
+
+
+def check_score(method: str, scores: Sequence[str], params: dict[str, Any]) -> None:
+    """Refuse a `score` parameter that is not one of the scores the method offers (one line naming them)."""
+    if "score" in params and scores and params["score"] not in scores:
+        raise BenchError(f"--set score={params['score']}: {method} does not offer it; choose one of {', '.join(scores)}")
 
 
 def get_adapter(name: str) -> Callable[..., Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pmrl_bench.cli import main
 from pmrl_bench.config import resolve_config
 from pmrl_bench.data.features import single_row_features
 from pmrl_bench.data.load import load_split
@@ -114,7 +115,13 @@ def test_methods_without_the_invariance_keep_their_signs():
     assert set(cal.signs.values()) == {1.0} and cal.protocol["sign_calibrated"] is False
 
 
-@pytest.mark.parametrize("method", ["pmrl", "gram"])
-def test_a_score_the_method_does_not_offer_names_the_choices(method):
-    with pytest.raises(BenchError, match="is not offered; choose one of .*cosine_mean"):
+@pytest.mark.parametrize(("method", "offered"), [("pmrl", "sigma1, cosine_mean"), ("gram", "neg_volume, cosine_mean")])
+def test_a_score_the_method_does_not_offer_names_the_choices(method, offered, tmp_path, capsys):
+    with pytest.raises(BenchError, match=f"does not offer it; choose one of {offered}$"):
         get_method(method)(["text", "vision", "audio"], score="cosine")
+    sweep = tmp_path / "s.yaml"  # refused when planned (a sweep's dry run too), before anything trains
+    sweep.write_text(f"methods: [{method}]\ntasks: [synthetic]\nseeds: [0]\nset:\n  score: cosine\n")
+    assert main(["sweep", str(sweep), "--dry-run", "--results-dir", str(tmp_path / "res")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"--set score=cosine: {method} does not offer it; choose one of {offered}") and "\n" not in err
+    assert not (tmp_path / "res").exists()

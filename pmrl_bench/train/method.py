@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from pmrl_bench.errors import BenchError, unknown_name
-from pmrl_bench.registry import DEFAULT_MODALITY_COUNTS, counts_text
+from pmrl_bench.registry import DEFAULT_MODALITY_COUNTS, check_score, counts_text
 
 
 class Method(nn.Module):
@@ -49,6 +49,7 @@ class Method(nn.Module):
                              f"this task has {list(modalities)}")
         self.modalities = list(modalities)
         self.params: dict[str, Any] = {**self.defaults, **params}
+        check_score(self.name, self.scores, self.params)
         self.last_terms: dict[str, Tensor] = {}
 
     def loss(self, z: dict[str, Tensor]) -> Tensor:
