@@ -354,6 +354,23 @@ def test_bad_input_through_the_cli_is_one_line_exit_2_and_writes_nothing(data, t
     assert not list(results.rglob("*.json"))
 
 
+def test_bad_multiple_choice_row_through_the_cli_names_it_and_writes_nothing(data, tmp_path, tmp_path_factory, capsys):
+    import shutil
+
+    root = shutil.copytree(data["msrvtt"], tmp_path / "msrvtt", symlinks=True)
+    path = root / "msrvtt_data" / "MSR_MC_test.csv"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].rsplit("\t", 1)[0] + "\t7"
+    path.write_text("\n".join(lines) + "\n")
+    results = tmp_path / "results"
+    assert main(["run", "--method", "clip", "--task", "msrvtt-mc", "--results-dir", str(results), "--set",
+                 f"data_dir={root}", "--set", f"cache_dir={tmp_path / 'cache'}",
+                 *encoder_overrides(tiny_models_dir(tmp_path_factory), frames=2), *SMALL_TRAIN]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: MSR_MC_test.csv row 3: answer index 7 is out of range for 5 candidates"
+    assert not list(results.rglob("*.json"))
+
+
 def _run(tmp: Path, task: str, data_dir: Path, sets: list[str], method: str = "clip") -> dict:
     results = tmp / f"results_{task}"
     args = ["run", "--method", method, "--task", task, "--results-dir", str(results), "--set", f"data_dir={data_dir}",
@@ -384,6 +401,10 @@ def test_end_to_end_esc50_and_ucf101(data, tmp_path, tmp_path_factory):
     encoded = sorted(p.relative_to(tmp_path / "cache" / "esc50").parts[:2]
                      for p in (tmp_path / "cache" / "esc50").rglob("embeddings.safetensors"))
     assert encoded == [("all", "audio"), ("all", "text"), ("class_prompts", "text")]  # the folds choose rows only
+    assert main(["data", "check", "--task", "esc50", "--set", f"data_dir={data['esc50']}",
+                 "--set", f"cache_dir={tmp_path / 'cache'}", *clap]) == 0  # `all` is what the folds read
+    hub = _run(tmp_path, "esc50-hf", _esc50_hf(data["esc50"], tmp_path / "hf"), clap, method="pmrl")
+    assert hub["per_query"] == record["per_query"] and hub["metrics"] == record["metrics"]  # same clips, same outcomes
     clip = ["--set", f"encoders.text.model={models['clip']}", "--set", f"encoders.vision.model={models['clip']}",
             "--set", "encoders.vision.frames=2"]
     record = _run(tmp_path, "ucf101", data["ucf101"], clip)
