@@ -274,17 +274,53 @@ def _largest_eigenvalue(entry: Entry, k: int, exact: bool = False) -> Tensor:
     return _polished(entry, k, shift, y, e) if exact else shift + y
 
 
+def _in_place(*xs: Tensor) -> bool:
+    """Whether pair-level intermediates may be updated in place: no autograd graph through any of `xs`."""
+    return not (torch.is_grad_enabled() and any(x.requires_grad for x in xs))
+
+
+def _schur_det(anchor: Tensor, parts: Sequence[Tensor], candidate: dict[tuple[int, int], Tensor]) -> Tensor:
+    """det G of every (anchor_i, parts[0]_j, ...) tuple by its Schur form g00 det C - w^T adj(C) w, float64, [Nq, Nc].
+
+    C (the tuple's own Gram block) and its adjugate depend on the candidate only and are computed once
+    ([1, Nc]); per pair there remain the k - 1 products w_m = anchor_i . parts[m]_j (matrix products) and the
+    quadratic form, k (k - 1) / 2 + 1 fused multiply-adds on [Nq, Nc] tensors, in place when no gradient is
+    needed (each pass then reuses one buffer instead of allocating another).
+    """
+    n = len(parts)
+
+    def cofactor(a: int, b: int) -> Tensor | float:  # (-1)^(a+b) det C without row a, column b (1-based)
+        rows, cols = tuple(i for i in range(1, n + 1) if i != a), tuple(i for i in range(1, n + 1) if i != b)
+        return (-1) ** (a + b) * _minor(entry, rows, cols, memo) if rows else 1.0
+
+    memo: dict[Any, Tensor] = {}
+    entry = lambda a, b: candidate[(a, b) if a <= b else (b, a)]  # noqa: E731
+    mul, fma = ("mul_", "addcmul_") if _in_place(anchor, *parts) else ("mul", "addcmul")
+    w = [(anchor @ part.T).double() for part in parts]
+    form = None  # -w^T adj(C) w, accumulated row by row of adj(C)
+    for m in range(1, n + 1):
+        inner = w[m - 1] * -cofactor(m, m)
+        for j in range(m + 1, n + 1):
+            inner = getattr(inner, fma)(w[j - 1], -2 * cofactor(m, j))
+        form = getattr(inner, mul)(w[m - 1]) if form is None else getattr(form, fma)(inner, w[m - 1])
+    det_c = _minor(entry, tuple(range(1, n + 1)), tuple(range(1, n + 1)), memo)
+    return getattr(form, fma)((anchor * anchor).sum(-1, keepdim=True).double(), det_c)
+
+
 def gram_volume(anchor: Tensor, parts: Sequence[Tensor], eps: float = 0.0) -> Tensor:
     """`[Nq, Nc]` volumes sqrt(det G + eps) of the tuples (anchor_i, parts[0]_j, ..., parts[-1]_j).
 
-    det G is the closed-form (Laplace) determinant of the k x k Gram matrix, in float64, clamped at 0
-    against round-off; with eps > 0 the gradient stays finite at volume 0. Result in the anchor's dtype.
+    det G is the closed-form determinant of the k x k Gram matrix (`_schur_det`), in float64, clamped at 0
+    against round-off (eps > 0 keeps the gradient finite at volume 0), then rounded to the anchor's dtype
+    before the square root.
     """
-    k, candidate = 1 + len(parts), _candidate_gram(parts)
+    candidate = _candidate_gram(parts)
 
     def chunk(a: Tensor) -> Tensor:
-        det = _minor(_tuple_gram(a, parts, candidate), tuple(range(k)), tuple(range(k)), {})
-        return (det.clamp_min(0) + eps).sqrt().to(anchor.dtype)
+        det = _schur_det(a, parts, candidate)
+        if _in_place(a, *parts):
+            return det.clamp_min_(0).add_(eps).to(anchor.dtype).sqrt_()
+        return (det.clamp_min(0) + eps).to(anchor.dtype).sqrt()
 
     return query_chunks(chunk, anchor, parts[0].shape[0])
 
