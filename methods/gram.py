@@ -77,7 +77,8 @@ class GRAM(Method):
         vol = gram_volume(unit(z[anchor]), [unit(z[m]) for m in names if m != anchor], self.params["eps"])
         with torch.no_grad():
             self.temperature.clamp_(min=self.params["min_temperature"])
-        rows, cols = directional_cross_entropy(-vol / self.temperature.to(vol.dtype), self.params["label_smoothing"])
+        logits = vol * (-1 / self.temperature).to(vol.dtype)  # one pass over [B, B] (and one back) for -vol / T
+        rows, cols = directional_cross_entropy(logits, self.params["label_smoothing"])
         self.last_terms = {"L_anchor2tuple": rows.detach(), "L_tuple2anchor": cols.detach(),
                            "positive_volume": vol.detach().diagonal().mean()}
         return 0.5 * (rows + cols)

@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from pmrl_bench.registry import get_method
-from pmrl_bench.train.losses import gram_volume, leading_spectrum, pmrl_terms, symmetric_info_nce, unit
+from pmrl_bench.train.losses import (
+    directional_cross_entropy,
+    gram_volume,
+    leading_spectrum,
+    pmrl_terms,
+    symmetric_info_nce,
+    unit,
+)
 
 TVA = ["text", "vision", "audio"]
 TVAS = ["text", "vision", "audio", "subtitle"]
@@ -489,6 +496,23 @@ def test_info_nce_losses_and_gradients_equal_the_transposed_view_formulation(dty
     for ours, old in zip(out[0], out[1], strict=True):
         torch.testing.assert_close(ours, old, rtol=rtol, atol=rtol * float(old.abs().max()))
 
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_directional_cross_entropy_values_and_gradients_equal_f_cross_entropy(smoothing):
+    # two directions weighted differently, so a gradient that mixed them up would differ
+    g = torch.Generator().manual_seed(1)
+    raw = 5 * torch.randn(2, 7, 7, generator=g, dtype=torch.float64)
+    target = torch.arange(7)
+    ours, ref = raw.clone().requires_grad_(), raw.clone().requires_grad_()
+    rows, cols = directional_cross_entropy(ours, smoothing)
+    want = [torch.stack([F.cross_entropy(m, target, label_smoothing=smoothing) for m in mats])
+            for mats in (ref, ref.transpose(-1, -2))]
+    torch.testing.assert_close(rows, want[0], rtol=1e-13, atol=0)
+    torch.testing.assert_close(cols, want[1], rtol=1e-13, atol=0)
+    (0.3 * rows + 0.7 * cols).sum().backward()
+    (0.3 * want[0] + 0.7 * want[1]).sum().backward()
+    torch.testing.assert_close(ours.grad, ref.grad, rtol=1e-13, atol=1e-16)
 
 # Section 7.6: TRIANGLE (area score, no square root) and Symile (O(n^2) negatives).
 TRIANGLE_AREA = [

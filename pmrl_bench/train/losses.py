@@ -66,34 +66,58 @@ def symmetric_info_nce(
     """`[P]` symmetric InfoNCE losses, one per modality pair (i, j) of the stacked unit vectors `z` [k, B, D].
 
     For pair (i, j): logits = s * z_i z_j^T, loss = 1/2 [CE(logits, arange) + CE(logits^T, arange)]
-    with PyTorch's label-smoothing convention; the positive of row b is column b. Each cross-entropy is
-    written as logsumexp(row) - (1 - ls) row[b] - ls mean(row) (the same value to the float, two passes
-    over the logits fewer than `F.cross_entropy`), and logits^T is its own product s * z_j z_i^T so that
-    both directions and their backward passes run on contiguous rows, not on a transposed view.
+    with PyTorch's label-smoothing convention; the positive of row b is column b. One product per pair,
+    with the scale applied to the [P, B, D] input rather than to the [P, B, B] logits, and both directions
+    from `directional_cross_entropy` (row and column log-sum-exps of the same contiguous logits).
     """
     left = torch.tensor([p[0] for p in pairs], device=z.device)
     right = torch.tensor([p[1] for p in pairs], device=z.device)
-    scale = logit_scale.to(z.dtype)
-    z_left, z_right = z[left], z[right]
-
-    def ce(logits: Tensor) -> Tensor:  # [P, B, B] -> [P], the positive of row b at column b
-        per_row = torch.logsumexp(logits, -1) - (1 - label_smoothing) * logits.diagonal(dim1=-2, dim2=-1)
-        if label_smoothing:
-            per_row = per_row - label_smoothing * logits.mean(-1)
-        return per_row.mean(-1)
-
-    rows = ce(scale * torch.matmul(z_left, z_right.transpose(-1, -2)))
-    cols = ce(scale * torch.matmul(z_right, z_left.transpose(-1, -2)))
+    logits = torch.matmul(z[left] * logit_scale.to(z.dtype), z[right].transpose(-1, -2))
+    rows, cols = directional_cross_entropy(logits, label_smoothing)
     return 0.5 * (rows + cols)
 
 
+class _DirectionalCE(torch.autograd.Function):
+    """(CE over rows, CE over columns) of square logits [..., B, B], diagonal positives, label smoothing ls.
+
+    Per direction CE = mean_b [logsumexp - (1 - ls) L_bb - ls mean_j L_bj]; the column direction reduces
+    the same contiguous tensor along dim -2, so no transposed copy is made. Only the two log-sum-exp
+    vectors are kept for backward, where dCE/dL = (softmax - (1 - ls) I - ls / B) / B in each direction:
+    the softmaxes are recomputed as exp(L - lse) in place, and one tensor of the logits' size is written.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor, label_smoothing: float) -> tuple[Tensor, Tensor]:
+        lse_rows, lse_cols = torch.logsumexp(logits, -1), torch.logsumexp(logits, -2)
+        diag = logits.diagonal(dim1=-2, dim2=-1).mean(-1)
+        rows, cols = lse_rows.mean(-1), lse_cols.mean(-1)
+        if label_smoothing:
+            rest = label_smoothing * logits.mean((-2, -1))
+            rows, cols = rows - rest, cols - rest
+        ctx.label_smoothing = label_smoothing
+        ctx.save_for_backward(logits, lse_rows, lse_cols)
+        return rows - (1 - label_smoothing) * diag, cols - (1 - label_smoothing) * diag
+
+    @staticmethod
+    def backward(ctx: Any, g_rows: Tensor, g_cols: Tensor) -> tuple[Tensor, None]:
+        logits, lse_rows, lse_cols = ctx.saved_tensors
+        ls, b = ctx.label_smoothing, logits.shape[-1]
+        g_rows, g_cols = (g / b for g in (g_rows, g_cols))
+        grad = torch.sub(logits, lse_rows.unsqueeze(-1)).exp_().mul_(g_rows[..., None, None])
+        grad.addcmul_(torch.sub(logits, lse_cols.unsqueeze(-2)).exp_(), g_cols[..., None, None])
+        both = g_rows + g_cols
+        grad.diagonal(dim1=-2, dim2=-1).sub_((1 - ls) * both.unsqueeze(-1))
+        if ls:
+            grad.sub_((ls / b) * both[..., None, None])
+        return grad, None
+
+
 def directional_cross_entropy(logits: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
-    """(CE(logits), CE(logits^T)) for a square `[B, B]` score matrix whose positive of row b is column b."""
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return (
-        F.cross_entropy(logits, target, label_smoothing=label_smoothing),
-        F.cross_entropy(logits.T, target, label_smoothing=label_smoothing),
-    )
+    """(CE(logits), CE(logits^T)) for square `[..., B, B]` score matrices whose positive of row b is column b.
+
+    PyTorch's `F.cross_entropy` convention for label smoothing, one value per leading index.
+    """
+    return _DirectionalCE.apply(logits, label_smoothing)
 
 
 def symmetric_cross_entropy(logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
