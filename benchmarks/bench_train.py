@@ -6,7 +6,8 @@ written here: for clip and imagebind the symmetric InfoNCE with one product per 
 the [P, B, B] logits and the column cross-entropy on the transposed view; for gram the Laplace-expansion
 Gram volume and `F.cross_entropy` on the logits and on their transposed view. Both variants run side by side
 in this process, alternating step by step; min and median of the CPU seconds per step. The losses and
-gradients of the two are compared on the first batch.
+gradients of the two are compared on the first batch, and each against ours run in float64 (where the two
+formulations agree to 1e-13, tests/test_losses_reference.py), which shows whose float32 round-off is larger.
 
 Usage: python benchmarks/bench_train.py [--batch 1024] [--steps 5] [--threads 1]
 """
@@ -85,12 +86,12 @@ def patched(items: list[tuple[object, str, object]]) -> Iterator[None]:
             setattr(m, a, fn)
 
 
-def trainer(name: str, batch: int):
+def trainer(name: str, batch: int, dtype: torch.dtype = torch.float32):
     """(method, one-step closure, loss-and-gradients closure) for a fresh model of `name` on fixed random features."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    feats = {m: torch.randn(batch, d, generator=g) for m, d in DIMS.items()}
-    heads = ProjectionHeads(DIMS, 64, 256, 2)
+    feats = {m: torch.randn(batch, d, generator=g).to(dtype) for m, d in DIMS.items()}
+    heads = ProjectionHeads(DIMS, 64, 256, 2).to(dtype)
     method = get_method(name)(list(DIMS))
     opt = torch.optim.Adam([*heads.parameters(), *method.parameters()], lr=1e-3)
 
@@ -103,7 +104,7 @@ def trainer(name: str, batch: int):
         opt.zero_grad()
         loss = method.loss(heads(feats))
         loss.backward()
-        return float(loss.detach()), torch.cat([p.grad.flatten() for p in heads.parameters()])
+        return float(loss.detach()), torch.cat([p.grad.flatten().double() for p in heads.parameters()])
 
     return method, step, grads
 
@@ -119,14 +120,16 @@ def main() -> None:
     print(f"training steps/s, batch {args.batch}, {args.threads} thread(s), {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; CPU s per step over {args.steps} alternating steps\n")
     print("| method | ours steps/s (min / median) | before steps/s (min / median) | speed-up (min / median) "
-          "| abs dloss | max abs dgrad / max abs grad |")
-    print("| --- | --- | --- | --- | --- | --- |")
+          "| abs dloss | max abs dgrad / max abs grad | float32 grad error vs float64, ours / before |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in args.methods:
         runs = {label: trainer(name, args.batch) for label in ("ours", "before")}
         patches = {"ours": [], "before": before_patches(runs["before"][0])}
         with patched(patches["before"]):
             l_before, g_before = runs["before"][2]()
         l_ours, g_ours = runs["ours"][2]()
+        _, g_ref = trainer(name, args.batch, torch.float64)[2]()  # ours in float64: the reference both are held to
+        err = {k: float((g - g_ref).abs().max() / g_ref.abs().max()) for k, g in (("ours", g_ours), ("before", g_before))}
         times: dict[str, list[float]] = {k: [] for k in runs}
         for _ in range(args.steps + 1):  # the first round warms up
             for label in ("ours", "before"):
@@ -138,7 +141,8 @@ def main() -> None:
         med = {k: statistics.median(v[1:]) for k, v in times.items()}
         print(f"| {name} | {1 / best['ours']:.2f} / {1 / med['ours']:.2f} | {1 / best['before']:.2f} / "
               f"{1 / med['before']:.2f} | {best['before'] / best['ours']:.2f}x / {med['before'] / med['ours']:.2f}x | "
-              f"{abs(l_ours - l_before):.1e} | {float((g_ours - g_before).abs().max() / g_before.abs().max()):.1e} |",
+              f"{abs(l_ours - l_before):.1e} | {float((g_ours - g_before).abs().max() / g_before.abs().max()):.1e} | "
+              f"{err['ours']:.1e} / {err['before']:.1e} |",
               flush=True)
 
 
