@@ -66,3 +66,17 @@ def test_all_pairs_matrix_is_holm_over_the_upper_triangle():
 def test_holm_along_axis_0_equals_column_by_column():
     p = np.random.default_rng(0).uniform(size=(7, 5))
     np.testing.assert_allclose(holm(p), np.stack([holm(p[:, c]) for c in range(5)], axis=1))
+
+
+def test_pairwise_p_equals_crossed_t_tests_row_by_row_bit_for_bit():
+    # one call for all pairs must give the row-by-row p exactly: identical entities (degenerate: p = 1), a
+    # one-seed entity, different scales (the zero tolerance of row i is the largest scale of parts[i:])
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(3, 40, 2))
+    ys = [base, base.copy(), 50 * rng.normal(size=(3, 40, 2)), rng.normal(size=(1, 40, 2)), base + 1e-3]
+    parts = [seed_query_parts(y) for y in ys]
+    got = pairwise_p(parts)
+    for i in range(len(parts) - 1):
+        row = crossed_t_tests(parts[i], parts[i + 1:]).p
+        assert np.array_equal(got[i, i + 1:], row) and np.array_equal(got[i + 1:, i], row)
+    assert got[0, 1].tolist() == [1.0, 1.0] and np.array_equal(np.diagonal(got, axis1=0, axis2=1), np.ones((2, 5)))

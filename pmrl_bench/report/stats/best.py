@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pmrl_bench.report.stats.multiple import adjust
-from pmrl_bench.report.stats.paired import SeedQueryParts, crossed_t_tests
+from pmrl_bench.report.stats.paired import SeedQueryParts, pairwise_p
 
 
 @dataclass(frozen=True)
@@ -26,17 +26,6 @@ class ColumnVerdict:
     reference: int | None
     adjusted_p: np.ndarray
     n_comparisons: int
-
-
-def pairwise_p(parts: Sequence[SeedQueryParts]) -> np.ndarray:
-    """Symmetric [k, k, *P] crossed-design t-test p-values of every pair (diagonal 1; P: the metrics' shape)."""
-    k = len(parts)
-    p = np.ones((k, k, *np.shape(parts[0].value)))
-    for i in range(k - 1):
-        row = crossed_t_tests(parts[i], parts[i + 1:]).p
-        p[i, i + 1:] = row
-        p[i + 1:, i] = row
-    return p
 
 
 def all_pairs_adjusted(parts: Sequence[SeedQueryParts], correction: str = "holm") -> np.ndarray:

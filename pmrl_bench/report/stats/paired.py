@@ -74,32 +74,73 @@ def _satterthwaite(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray
         return np.where(denom > 0, total**2 / np.where(denom > 0, denom, 1.0), np.inf)
 
 
-def crossed_t_tests(ref: SeedQueryParts, others: Sequence[SeedQueryParts], level: float = LEVEL) -> TTest:
-    """Paired crossed-design t-test of `ref` minus each of `others` (leading axis), vectorised."""
-    ybar_o = np.stack([o.unit_mean for o in others])
-    v_o = np.stack([o.seed_var for o in others])
-    trail = (1,) * (v_o.ndim - 1)
-    df_o = np.array([o.n_seeds - 1 for o in others], dtype=np.float64).reshape(-1, *trail)
+def _crossed_parts(
+    ref: SeedQueryParts, others_mean: np.ndarray, v_o: np.ndarray, df_o: np.ndarray, tol: float
+) -> tuple[np.ndarray, ...]:
+    """(delta, v_q, v_a, v, nu, degenerate, zero, t) of `ref` minus each row of others_mean [m, N, *P]."""
     n = ref.n_units
-    d = ref.unit_mean[None] - ybar_o
+    d = ref.unit_mean[None] - others_mean
     delta = d.mean(axis=1)
     v_q = d.var(axis=1, ddof=1) / n
     v_a = np.broadcast_to(ref.seed_var, v_q.shape)
     v = v_q + v_a + v_o
-    scale = max(ref.scale, *(o.scale for o in others))
-    tol = ZERO_TOL * scale
     degenerate = v <= tol**2
     nu = _satterthwaite([(v_q, np.float64(n - 1)), (v_a, np.float64(ref.n_seeds - 1)), (v_o, df_o)])
     se = np.sqrt(np.where(degenerate, 0.0, v))
     zero = np.abs(delta) <= tol
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(degenerate, np.where(zero, 0.0, np.sign(delta) * np.inf), delta / np.where(degenerate, 1, se))
-        p = np.where(degenerate, np.where(zero, 1.0, 0.0), 2 * sps.t.sf(np.abs(t), nu))
+    return delta, v_q, v_a, v, nu, degenerate, zero, t
+
+
+def _p_value(t: np.ndarray, nu: np.ndarray, degenerate: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """Two-sided p of the t statistics (1 for a degenerate zero difference, 0 for a degenerate nonzero one)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(degenerate, np.where(zero, 1.0, 0.0), 2 * sps.t.sf(np.abs(t), nu))
+
+
+def _others(others: Sequence[SeedQueryParts]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit means [m, N, *P], seed variances [m, *P], seed degrees of freedom [m, 1...]) of the compared entities."""
+    v_o = np.stack([o.seed_var for o in others])
+    trail = (1,) * (v_o.ndim - 1)
+    df_o = np.array([o.n_seeds - 1 for o in others], dtype=np.float64).reshape(-1, *trail)
+    return np.stack([o.unit_mean for o in others]), v_o, df_o
+
+
+def crossed_t_tests(ref: SeedQueryParts, others: Sequence[SeedQueryParts], level: float = LEVEL) -> TTest:
+    """Paired crossed-design t-test of `ref` minus each of `others` (leading axis), vectorised."""
+    ybar_o, v_o, df_o = _others(others)
+    tol = ZERO_TOL * max(ref.scale, *(o.scale for o in others))
+    delta, v_q, v_a, v, nu, degenerate, zero, t = _crossed_parts(ref, ybar_o, v_o, df_o, tol)
+    se = np.sqrt(np.where(degenerate, 0.0, v))
+    p = _p_value(t, nu, degenerate, zero)
+    with np.errstate(divide="ignore", invalid="ignore"):
         half = np.where(degenerate, 0.0, sps.t.ppf(0.5 + level / 2, nu) * se)
         share_q = np.where(degenerate, np.nan, v_q / v)
         share_s = np.where(degenerate, np.nan, (v_a + v_o) / v)
     delta = np.where(degenerate & zero, 0.0, delta)
     return TTest(delta, se, t, nu, p, delta - half, delta + half, share_q, share_s, degenerate)
+
+
+def pairwise_p(parts: Sequence[SeedQueryParts]) -> np.ndarray:
+    """Symmetric [k, k, *P] p-values of `crossed_t_tests(parts[i], parts[i + 1:])` for every i (diagonal 1).
+
+    The same numbers as calling `crossed_t_tests` row by row (its zero tolerance included: row i uses the
+    largest scale of parts[i:]), with the entities stacked once and one t-distribution call for all pairs.
+    """
+    k = len(parts)
+    p = np.ones((k, k, *np.shape(parts[0].value)))
+    if k < 2:
+        return p
+    ybar, v_all, df_all = _others(parts)
+    scales = np.maximum.accumulate(np.array([q.scale for q in parts])[::-1])[::-1]  # max of scale[i:]
+    rows = [_crossed_parts(parts[i], ybar[i + 1:], v_all[i + 1:], df_all[i + 1:], ZERO_TOL * float(scales[i]))
+            for i in range(k - 1)]
+    nu, degenerate, zero, t = (np.concatenate([r[j] for r in rows]) for j in (4, 5, 6, 7))
+    flat = _p_value(t, nu, degenerate, zero)
+    i, j = np.triu_indices(k, 1)
+    p[i, j] = p[j, i] = flat
+    return p
 
 
 def crossed_t_test(a: SeedQueryParts, b: SeedQueryParts, level: float = LEVEL) -> TTest:
