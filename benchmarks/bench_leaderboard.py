@@ -7,6 +7,12 @@ table; the peak traced memory of the leaderboard statistics at E entries on one 
 tracemalloc. Usage:
 
     python benchmarks/bench_leaderboard.py [--grid 60:4 600:20 3000:100] [--memory-entries 100]
+        [--warm 3000:200 --repeats 3 [--baseline /path/to/another/checkout]]
+
+`--warm` times R regenerations of a filled cache, each after one new record, as `python -m pmrl_bench
+leaderboard` subprocesses (imports included); with `--baseline` the same command from that checkout
+alternates with this one on the same folder (its cache filled first), so both codes' figures come from
+one run.
 """
 
 from __future__ import annotations
@@ -15,7 +21,12 @@ import argparse
 import contextlib
 import hashlib
 import io
+import os
 import platform
+import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -68,6 +79,55 @@ def timed(argv: list[str]) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def add_record(root: Path, tmp: Path, seed: int) -> None:
+    """One new record (a new seed of the first configuration on the first task) written into `root`."""
+    one = tmp / f"one{seed}"
+    write_records(one, 1, 1)
+    new = next(one.rglob("*.json"))
+    name = hashlib.sha256(f"new{seed}".encode()).hexdigest()[:16]
+    target = (root / new.relative_to(one)).with_name(name + ".json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(new.read_bytes().replace(b'"seed": 0', f'"seed": {seed}'.encode()).replace(
+        new.stem.encode(), name.encode()))
+
+
+def cli_run(code: Path, argv: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of `python -m pmrl_bench ARGV` run from the checkout `code` in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pmrl_bench", *argv], check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(code)})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter() - start, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def warm_rows(n: int, entries: int, repeats: int, baseline: Path | None) -> None:
+    """Min / median wall and CPU of `repeats` warm regenerations (one new record each), codes alternating."""
+    codes = {"this checkout": Path(__file__).resolve().parents[1]}
+    if baseline is not None:
+        codes["baseline " + str(baseline)] = baseline.resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "results"
+        n = write_records(root, n, entries)
+        outs = {label: ["leaderboard", "--results-dir", str(root), "--out", str(Path(tmp) / f"LB{i}.md")]
+                for i, label in enumerate(codes)}
+        for label, code in codes.items():
+            cli_run(code, outs[label])  # fills the cache
+        times: dict[str, list[tuple[float, float]]] = {label: [] for label in codes}
+        for r in range(repeats):
+            for label, code in codes.items():
+                add_record(root, Path(tmp), 100 + len(codes) * r + list(codes).index(label))
+                times[label].append(cli_run(code, outs[label]))
+        print(f"\nwarm leaderboard, {n:,} records, {entries} entries per task, one new record before each run "
+              f"({repeats} runs per code, alternating; load average {os.getloadavg()[0]:.1f}):\n")
+        print("| code | wall s (min / median) | CPU s (min / median) |")
+        print("| --- | ---: | ---: |")
+        for label, rows in times.items():
+            wall, cpu = zip(*rows, strict=True)
+            print(f"| {label} | {min(wall):.1f} / {statistics.median(wall):.1f} | "
+                  f"{min(cpu):.1f} / {statistics.median(cpu):.1f} |")
+
+
 def peak_memory(root: Path) -> float:
     """Peak traced MiB of loading the records and computing every statistic of the leaderboard."""
     tracemalloc.start()
@@ -83,7 +143,13 @@ def main_bench() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--grid", nargs="+", default=["60:4", "600:40", "3000:200"], help="RECORDS:ENTRIES_PER_TASK")
     parser.add_argument("--memory-entries", type=int, default=100)
+    parser.add_argument("--warm", default=None, help="RECORDS:ENTRIES_PER_TASK for the warm repeats (then only those)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout to time alongside")
     args = parser.parse_args()
+    if args.warm:
+        warm_rows(*(int(v) for v in args.warm.split(":")), args.repeats, args.baseline)
+        return
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
     print("| records | entries per task | leaderboard cold: wall s (CPU s), CPU ms/record | warm, one new record: "
           "wall s (CPU s) | report cold: wall s (CPU s), CPU ms/record |")

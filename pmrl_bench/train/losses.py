@@ -222,13 +222,13 @@ def _subsets(items: tuple[int, ...], size: int) -> list[tuple[int, ...]]:
     return [(items[i], *rest) for i in range(len(items)) for rest in _subsets(items[i + 1 :], size - 1)]
 
 
-def _cubic_roots(p: Tensor, q: Tensor) -> list[Tensor]:
-    """The three real roots (largest first) of y^3 + p y + q = 0 when all are real, by the trigonometric formula."""
+def _cubic_roots(p: Tensor, q: Tensor, count: int = 3) -> list[Tensor]:
+    """The first `count` of the three real roots (largest first) of y^3 + p y + q = 0 when all are real (trigonometric formula)."""
     m = (-p / 3).clamp_min(0).sqrt()
     cube = m * m * m
     arg = torch.where(cube > 0, (-q / 2) / cube.clamp_min(torch.finfo(p.dtype).tiny), torch.zeros_like(q))
     angle = torch.acos(arg.clamp(-1, 1)) / 3
-    return [2 * m * torch.cos(angle - 2 * math.pi * j / 3) for j in range(3)]
+    return [2 * m * torch.cos(angle - 2 * math.pi * j / 3) for j in range(count)]
 
 
 def _quartic_largest(p: Tensor, q: Tensor, r: Tensor) -> Tensor:
@@ -294,7 +294,7 @@ def _largest_eigenvalue(entry: Entry, k: int, exact: bool = False) -> Tensor:
     e = _principal_sums(shifted, k)
     if k == 2:
         return shift + (-e[0]).clamp_min(0).sqrt()
-    y = _cubic_roots(e[0], -e[1])[0] if k == 3 else _quartic_largest(e[0], -e[1], e[2])
+    y = _cubic_roots(e[0], -e[1], 1)[0] if k == 3 else _quartic_largest(e[0], -e[1], e[2])
     return _polished(entry, k, shift, y, e) if exact else shift + y
 
 
