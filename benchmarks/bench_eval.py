@@ -5,10 +5,12 @@ Rows (D = 64 by default, float32 inputs, one process, alternating repeats, min o
               vs the formulation before issue 12 (written here: NaN test on every chunk, then
               `(scores >= best).sum(1)`, a bool and an int64 copy of the chunk); ranks must be identical.
   scores      one [Nq, Nc] similarity of a method vs the matmul of pre-normalised vectors (the floor):
-              clip (mean cosine), gram (volume), pmrl (sigma_1), text vs (vision, audio).
+              clip (mean cosine), gram (volume, and the volume as computed before issue 12), pmrl (sigma_1),
+              text vs (vision, audio); min and median of the alternating repeats.
 Peak memory of the rank pass: peak of live tensor bytes (torch.profiler memory events) above the inputs.
 
 Usage: python benchmarks/bench_eval.py [--queries 2000] [--candidates 10000 50000 100000] [--dim 64] [--repeats 3]
+       [--scores-only]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
 
@@ -23,9 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from bench_methods import peak_bytes  # the same memory probe as the methods benchmark (run from benchmarks/)
+from bench_train import gram_volume_before  # the Gram volume before issue 12
 
 from pmrl_bench.evaluation.retrieval import default_chunk, retrieval_ranks
 from pmrl_bench.registry import get_method
+from pmrl_bench.train.losses import unit
 
 
 def old_ranks(score_chunk: Callable[[int, int], torch.Tensor], n_q: int, n_c: int) -> np.ndarray:
@@ -41,8 +46,8 @@ def old_ranks(score_chunk: Callable[[int, int], torch.Tensor], n_q: int, n_c: in
     return ranks
 
 
-def cpu_min(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Min process CPU seconds of each function, the functions alternating in every repeat (after a warm-up)."""
+def cpu_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Process CPU seconds of each function per repeat, the functions alternating in every repeat (after a warm-up)."""
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -51,7 +56,12 @@ def cpu_min(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, flo
             t0 = time.process_time()
             fn()
             times[name].append(time.process_time() - t0)
-    return {k: min(v) for k, v in times.items()}
+    return times
+
+
+def cpu_min(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Min process CPU seconds of each function over alternating repeats."""
+    return {k: min(v) for k, v in cpu_times(fns, repeats).items()}
 
 
 def rank_row(n_q: int, n_c: int, dim: int, repeats: int) -> dict[str, str]:
@@ -91,10 +101,15 @@ def score_rows(n_q: int, n_c: int, dim: int, repeats: int) -> list[dict[str, str
     for label, name in (("mean cosine (clip)", "clip"), ("volume (gram)", "gram"), ("sigma_1 (pmrl)", "pmrl")):
         method = get_method(name)(["text", "vision", "audio"])
         fns[label] = lambda method=method: method.similarity({"text": text}, cands)
-    t = cpu_min(fns, repeats)
-    return [{"score": k, "Nq x Nc": f"{n_q:,} x {n_c:,}", "ms": f"{1e3 * v:.1f}",
-             "matmul ms": f"{1e3 * t['floor']:.1f}", "/ matmul": f"{v / t['floor']:.2f}"}
-            for k, v in t.items() if k != "floor"]
+        if name == "gram":  # the same score as computed before issue 12 (Laplace expansion), side by side
+            fns["volume before (Laplace)"] = lambda eps=method.params["eps"]: -gram_volume_before(
+                unit(text), [unit(c) for c in cands.values()], eps)
+    t = cpu_times(fns, repeats)
+    lo, mid = ({k: f(v) for k, v in t.items()} for f in (min, statistics.median))
+    return [{"score": k, "Nq x Nc": f"{n_q:,} x {n_c:,}", "ms (min / median)": f"{1e3 * lo[k]:.1f} / {1e3 * mid[k]:.1f}",
+             "matmul ms (min / median)": f"{1e3 * lo['floor']:.1f} / {1e3 * mid['floor']:.1f}",
+             "/ matmul (min / median)": f"{lo[k] / lo['floor']:.2f} / {mid[k] / mid['floor']:.2f}"}
+            for k in t if k != "floor"]
 
 
 def table(rows: list[dict[str, str]]) -> str:
@@ -112,13 +127,15 @@ def main() -> None:
     parser.add_argument("--score-size", type=int, nargs=2, default=[1000, 5000], metavar=("NQ", "NC"))
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scores-only", action="store_true", help="only the similarity-score rows")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"# bench_eval  torch {torch.__version__}  {platform.processor() or platform.machine()}  "
           f"{os.cpu_count()} CPUs  1 thread  dim {args.dim}  load average {os.getloadavg()[0]:.1f}\n")
     sizes = [(args.queries, n) for n in args.candidates] + ([(args.square, args.square)] if args.square else [])
-    print("## Rank pass vs score matmul (CPU s, min of alternating repeats)\n")
-    print(table([rank_row(nq, nc, args.dim, args.repeats) for nq, nc in sizes]) + "\n")
+    if not args.scores_only:
+        print("## Rank pass vs score matmul (CPU s, min of alternating repeats)\n")
+        print(table([rank_row(nq, nc, args.dim, args.repeats) for nq, nc in sizes]) + "\n")
     print("## Similarity scores vs the score matmul\n")
     print(table(score_rows(*args.score_size, args.dim, args.repeats)) + "\n")
 

@@ -188,6 +188,18 @@ def test_gram_volume_and_top_singular_value_match_svd(k):
     torch.testing.assert_close(top_singular_value(anchor, parts), s[..., 0], rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+def test_gram_volume_float64_agrees_with_det_to_1e_12(k):
+    # issue 12 part 4: float64 volumes equal sqrt(det) of a float64 determinant of the Gram matrix to 1e-12 relative
+    anchor = unit(randn(30, 8, seed=k))
+    parts = [unit(randn(20, 8, seed=10 * k + m)) for m in range(k - 1)]
+    stacked = torch.stack([anchor[:, None].expand(30, 20, -1), *[p[None].expand(30, 20, -1) for p in parts]], -2)
+    ref = torch.linalg.det(stacked @ stacked.transpose(-1, -2)).sqrt()
+    assert float(((gram_volume(anchor, parts) - ref).abs() / ref).max()) <= 1e-12
+    eps = 1e-8  # with eps: sqrt(det + eps)
+    assert float(((gram_volume(anchor, parts, eps) - (ref**2 + eps).sqrt()).abs() / ref).max()) <= 1e-12
+
+
 @pytest.mark.parametrize("k", [2, 3, 4])
 def test_top_singular_value_degenerate_tuples(k):
     e = torch.eye(6, dtype=torch.float64)

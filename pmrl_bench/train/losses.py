@@ -303,13 +303,14 @@ def _in_place(*xs: Tensor) -> bool:
     return not (torch.is_grad_enabled() and any(x.requires_grad for x in xs))
 
 
-def _schur_det(anchor: Tensor, parts: Sequence[Tensor], candidate: dict[tuple[int, int], Tensor]) -> Tensor:
-    """det G of every (anchor_i, parts[0]_j, ...) tuple by its Schur form g00 det C - w^T adj(C) w, float64, [Nq, Nc].
+def _schur_det(anchor: Tensor, parts: Sequence[Tensor], candidate: dict[tuple[int, int], Tensor], eps: float) -> Tensor:
+    """det G + eps of every (anchor_i, parts[0]_j, ...) tuple by the Schur form g00 det C - w^T adj(C) w, float64.
 
     C (the tuple's own Gram block) and its adjugate depend on the candidate only and are computed once
-    ([1, Nc]); per pair there remain the k - 1 products w_m = anchor_i . parts[m]_j (matrix products) and the
-    quadratic form, k (k - 1) / 2 + 1 fused multiply-adds on [Nq, Nc] tensors, in place when no gradient is
-    needed (each pass then reuses one buffer instead of allocating another).
+    ([1, Nc]); per pair there remain the k - 1 products w_m = anchor_i . parts[m]_j (matrix products), the
+    quadratic form (k (k - 1) / 2 fused multiply-adds on [Nq, Nc] tensors) and g00 det C + eps as one rank-2
+    product. Without a gradient to keep, every pass updates a buffer in place (no new [Nq, Nc] tensor after
+    the products), and a w that is no longer needed takes the next row's partial sum.
     """
     n = len(parts)
 
@@ -319,32 +320,34 @@ def _schur_det(anchor: Tensor, parts: Sequence[Tensor], candidate: dict[tuple[in
 
     memo: dict[Any, Tensor] = {}
     entry = lambda a, b: candidate[(a, b) if a <= b else (b, a)]  # noqa: E731
-    mul, fma = ("mul_", "addcmul_") if _in_place(anchor, *parts) else ("mul", "addcmul")
+    in_place = _in_place(anchor, *parts)
+    mul, fma, mm = ("mul_", "addcmul_", "addmm_") if in_place else ("mul", "addcmul", "addmm")
     w = [(anchor @ part.T).double() for part in parts]
-    form = None  # -w^T adj(C) w, accumulated row by row of adj(C)
+    form, spare = None, None  # form: -w^T adj(C) w, accumulated row by row of adj(C)
     for m in range(1, n + 1):
-        inner = w[m - 1] * -cofactor(m, m)
+        inner = torch.mul(w[m - 1], -cofactor(m, m), out=spare) if spare is not None else w[m - 1] * -cofactor(m, m)
         for j in range(m + 1, n + 1):
             inner = getattr(inner, fma)(w[j - 1], -2 * cofactor(m, j))
         form = getattr(inner, mul)(w[m - 1]) if form is None else getattr(form, fma)(inner, w[m - 1])
+        spare = w[m - 1] if in_place else None  # rows below m use w_j, j > m only
     det_c = _minor(entry, tuple(range(1, n + 1)), tuple(range(1, n + 1)), memo)
-    return getattr(form, fma)((anchor * anchor).sum(-1, keepdim=True).double(), det_c)
+    g00 = (anchor * anchor).sum(-1, keepdim=True).double()
+    left = torch.cat([g00, torch.ones_like(g00)], 1)  # [Nq, 2] @ [2, Nc] = g00 det C + eps
+    return getattr(form, mm)(left, torch.cat([det_c, torch.full_like(det_c, eps)]))
 
 
 def gram_volume(anchor: Tensor, parts: Sequence[Tensor], eps: float = 0.0) -> Tensor:
     """`[Nq, Nc]` volumes sqrt(det G + eps) of the tuples (anchor_i, parts[0]_j, ..., parts[-1]_j).
 
-    det G is the closed-form determinant of the k x k Gram matrix (`_schur_det`), in float64, clamped at 0
-    against round-off (eps > 0 keeps the gradient finite at volume 0), then rounded to the anchor's dtype
-    before the square root.
+    det G + eps is the closed-form determinant of the k x k Gram matrix plus eps (`_schur_det`), in float64,
+    rounded to the anchor's dtype, clamped at eps (det G < 0 only by round-off; eps > 0 keeps the gradient
+    finite at volume 0), then square-rooted.
     """
     candidate = _candidate_gram(parts)
 
     def chunk(a: Tensor) -> Tensor:
-        det = _schur_det(a, parts, candidate)
-        if _in_place(a, *parts):
-            return det.clamp_min_(0).add_(eps).to(anchor.dtype).sqrt_()
-        return (det.clamp_min(0) + eps).to(anchor.dtype).sqrt()
+        det = _schur_det(a, parts, candidate, eps).to(anchor.dtype)
+        return det.clamp_min_(eps).sqrt_() if _in_place(a, *parts) else det.clamp_min(eps).sqrt()
 
     return query_chunks(chunk, anchor, parts[0].shape[0])
 
