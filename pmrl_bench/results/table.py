@@ -188,7 +188,7 @@ def _warm_reasons(rec: RunResult) -> list[str]:
 
 def _metric_reasons(rec: RunResult) -> list[str]:
     """Stored metrics recomputed from per_query (docs/statistics.md 1.2)."""
-    reasons = []
+    reasons, arrays = [], {}  # each outcome vector converted once, not once per metric
     for key, stored in rec.metrics.items():
         prefix, name = split_metric(key)
         mdef = metric_def(name)
@@ -202,7 +202,10 @@ def _metric_reasons(rec: RunResult) -> list[str]:
         elif outcome != mdef.outcome:
             reasons.append(f"metric {key!r} does not apply to '{outcome}' outcomes")
         else:
-            value = float(run_metric(mdef, np.asarray(rec.per_query[f"{prefix}/{outcome}"])))
+            name = f"{prefix}/{outcome}"
+            if name not in arrays:
+                arrays[name] = np.asarray(rec.per_query[name])
+            value = float(run_metric(mdef, arrays[name]))
             if not abs(value - stored) <= METRIC_TOL:
                 reasons.append(f"metric {key!r} = {stored!r} but per_query gives {value!r}")
     return reasons
