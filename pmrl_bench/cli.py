@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--force", action="store_true", help="re-run even if a result with this run_id exists")
     p.add_argument("--limit", type=_positive, default=None, metavar="N",
-                   help="quick check on the first N items of each split (record marked limited, not on leaderboards)")
+                   help="quick check: the first N train items and the first N test queries against the whole gallery "
+                        "(record marked limited, not on leaderboards)")
 
     p = sub.add_parser("tune", parents=[plug], help="tune a method on validation (its declared search space), then run final seeds")
     p.add_argument("--method", required=True, help="registered method name (see `list methods`)")

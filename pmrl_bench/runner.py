@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pmrl_bench.config import config_label, parse_overrides
-from pmrl_bench.data.features import SplitFeatures, first_items
+from pmrl_bench.data.features import SplitFeatures, first_items, first_queries
 from pmrl_bench.errors import BenchError, EnvironmentFailure
 from pmrl_bench.plan import PlannedRun, RunRequest, check_results_dir, checkpoint_path, plan_run
 from pmrl_bench.results.labels import regime_label
@@ -145,9 +145,9 @@ def fit_and_test(planned: PlannedRun, req: RunRequest, config: dict[str, Any], c
     train_feats = load_features(planned, "train", req.device, config)
     val_feats = None if spec.kind == "qa" else load_features(planned, "val", req.device, config)  # QA: no validation yet
     test_feats = load_features(planned, "test", req.device, config)
-    if req.limit is not None:
-        train_feats, test_feats = first_items(train_feats, req.limit), first_items(test_feats, req.limit)
-        val_feats = None if val_feats is None else first_items(val_feats, req.limit)
+    if req.limit is not None:  # first N train items; first N test (and validation) queries against the whole gallery
+        train_feats, test_feats = first_items(train_feats, req.limit), first_queries(test_feats, req.limit)
+        val_feats = None if val_feats is None else first_queries(val_feats, req.limit)
     encode_s = time.perf_counter() - t0
     check_k(config["evaluation"]["rerank"], test_feats.n_items)
 

@@ -55,8 +55,12 @@ def test_limit_runs_a_marked_quick_check_that_never_replaces_the_full_run(tmp_pa
     (path,) = tmp_path.rglob("*.json")
     rec = json.loads(path.read_text())
     assert rec["limited"] is True and rec["config"]["limit"] == 70
-    assert rec["protocol"]["test"]["n_items"] == 70 and rec["protocol"]["t2va"]["n_queries"] == 70
-    assert rec["protocol"]["train"]["limited_from"] == 512
+    # SMALL_ARGS: 512 train, 128 val, 128 test items; one text query per item on synthetic
+    assert rec["protocol"]["train"]["n_items"] == 70 and rec["protocol"]["train"]["limited_from"] == 512
+    assert rec["protocol"]["test"]["n_items"] == 128 and rec["protocol"]["test"]["max_queries"] == 70
+    assert rec["protocol"]["t2va"]["n_queries"] == 70 and rec["protocol"]["t2va"]["n_candidates"] == 128
+    assert len(rec["per_query"]["t2va/rank"]) == 70 and max(rec["per_query"]["t2va/rank"]) <= 128
+    assert rec["protocol"]["val"]["n_items"] == 128 and rec["protocol"]["val"]["n_queries"] == {"t2va": 70}
     capsys.readouterr()
     assert main(["run", "--method", "clip", *SMALL_ARGS, "--results-dir", str(tmp_path)]) == 0
     assert "skip:" not in capsys.readouterr().err  # the full run has its own run_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -71,6 +72,8 @@ class SplitFeatures:
     groups: tuple[str, ...] = ()
     questions: QuestionFeatures | None = None
     info: dict[str, object] = field(default_factory=dict)
+    max_queries: int | None = None
+    """Evaluate only the first `max_queries` queries (a `--limit` quick check, `first_queries`)."""
 
     @property
     def n_items(self) -> int:
@@ -82,8 +85,19 @@ def single_row_features(values: Tensor, ids: tuple[str, ...]) -> ModalityFeature
     return ModalityFeatures(values=values, item_index=torch.arange(len(ids)), row_ids=ids)
 
 
+def _question_rows(questions: QuestionFeatures, keep: Tensor) -> QuestionFeatures:
+    """The questions where the boolean mask `keep` is true, in order."""
+    rows = torch.nonzero(keep).flatten().tolist()
+    return QuestionFeatures(
+        ids=tuple(questions.ids[r] for r in rows), item_index=questions.item_index[keep],
+        question=questions.question[keep], answers=tuple(questions.answers[r] for r in rows),
+        qtypes=tuple(questions.qtypes[r] for r in rows),
+        candidates=None if questions.candidates is None else questions.candidates[keep],
+    )
+
+
 def first_items(split: SplitFeatures, n: int) -> SplitFeatures:
-    """The split cut to its first `n` items (every row of those items), for a `--limit` quick check."""
+    """The split cut to its first `n` items (every row and question of those items): a `--limit` run's train split."""
     if n >= split.n_items:
         return split
     modalities = {}
@@ -92,8 +106,33 @@ def first_items(split: SplitFeatures, n: int) -> SplitFeatures:
         rows = torch.nonzero(keep).flatten().tolist()
         modalities[name] = ModalityFeatures(values=feats.values[keep], item_index=feats.item_index[keep],
                                             row_ids=tuple(feats.row_ids[r] for r in rows))
+    questions = None if split.questions is None else _question_rows(split.questions, split.questions.item_index < n)
     return SplitFeatures(
         split=split.split, item_ids=split.item_ids[:n], modalities=modalities,
         labels=None if split.labels is None else split.labels[:n], label_names=split.label_names,
-        groups=split.groups[:n], info={**split.info, "n_items": n, "limited_from": split.n_items},
+        groups=split.groups[:n], questions=questions, info={**split.info, "n_items": n, "limited_from": split.n_items},
     )
+
+
+def first_queries(split: SplitFeatures, n: int) -> SplitFeatures:
+    """The split with only its first `n` queries evaluated, against the whole gallery: a `--limit` run's test and
+    validation splits. Queries are the query rows of each retrieval direction, the input rows of classification
+    and the questions of QA; every item (candidate tuple), class and answer candidate stays."""
+    return dataclasses.replace(split, max_queries=n, info={**split.info, "max_queries": n})
+
+
+def query_rows(split: SplitFeatures, modality: str) -> SplitFeatures:
+    """`split` with `modality` cut to its first `split.max_queries` rows (unchanged when unlimited)."""
+    feats, n = split.modalities[modality], split.max_queries
+    if n is None or n >= len(feats.values):
+        return split
+    cut = ModalityFeatures(values=feats.values[:n], item_index=feats.item_index[:n], row_ids=feats.row_ids[:n])
+    return dataclasses.replace(split, modalities={**split.modalities, modality: cut})
+
+
+def split_questions(split: SplitFeatures) -> QuestionFeatures | None:
+    """The split's questions, only the first `split.max_queries` of them when limited."""
+    q, n = split.questions, split.max_queries
+    if q is None or n is None or n >= len(q.ids):
+        return q
+    return _question_rows(q, torch.arange(len(q.ids)) < n)

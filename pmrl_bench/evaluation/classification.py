@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pmrl_bench.data.features import SplitFeatures
+from pmrl_bench.data.features import SplitFeatures, query_rows
 from pmrl_bench.data.prompts import prompt_key
 from pmrl_bench.errors import BenchError
 from pmrl_bench.metrics import CORRECT, compute_metrics
@@ -157,7 +157,9 @@ def zero_shot(method: Method, embed: Embed, test: SplitFeatures, spec: Classific
 
 def evaluate_classification(method: Method, embed: Embed, train: SplitFeatures, test: SplitFeatures,
                             spec: ClassificationSpec, seed: int) -> dict[str, Any]:
-    """Accuracy, per-row correctness, eval-set digest and protocol of one classification protocol."""
+    """Accuracy, per-row correctness, eval-set digest and protocol of one classification protocol (on the first
+    `test.max_queries` input rows in a `--limit` run; every class stays)."""
+    test = query_rows(test, spec.input)
     if spec.mode == "linear_probe":
         correct, settings = linear_probe(embed, train, test, spec, seed)
     else:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pmrl_bench.data.features import QuestionFeatures, SplitFeatures
+from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, split_questions
 from pmrl_bench.errors import BenchError
 from pmrl_bench.evaluation.classification import choose_l2, fit_logistic, predict, single_thread
 from pmrl_bench.metrics import CORRECT, compute_metrics
@@ -41,9 +41,11 @@ FUSION = "[q, m..., q*m...] of L2-normalised head outputs (q: question, m: each 
 
 
 def _questions(split: SplitFeatures, spec: QASpec) -> QuestionFeatures:
-    if split.questions is None:
+    """The split's questions (the first `split.max_queries` of them in a `--limit` run)."""
+    questions = split_questions(split)
+    if questions is None:
         raise BenchError(f"qa {spec.name!r}: split {split.split!r} has no questions")
-    return split.questions
+    return questions
 
 
 def _media(project: Project, split: SplitFeatures, spec: QASpec, item_index: Tensor) -> dict[str, Tensor]:

@@ -161,7 +161,7 @@ def evaluate_rerank(
     """Train one matching head per direction on the train split, re-rank the test top K: metrics and ranks."""
     out = EvalOutput()
     for i, d in enumerate(directions):
-        qmod = check_direction(test, d)
+        qmod, queried = check_direction(test, d)
         check_k(settings, test.n_items)
         tq, tc = direction_embeddings(heads, train, qmod, d.candidates, device, signs[d.name])
         for m in d.candidates:
@@ -171,10 +171,10 @@ def evaluate_rerank(
             method, qmod, unit(tq).cpu(), RowSampler(train.modalities[qmod], train.n_items),
             {m: unit(v).cpu() for m, v in tc.items()}, settings, noise_seed(seed, 100 + i),
         )
-        query, cands = direction_embeddings(heads, test, qmod, d.candidates, device, signs[d.name])
-        _, ranks = rerank_ranks(method, head, qmod, unit(query).cpu(), test.modalities[qmod].item_index,
+        query, cands = direction_embeddings(heads, queried, qmod, d.candidates, device, signs[d.name])
+        _, ranks = rerank_ranks(method, head, qmod, unit(query).cpu(), queried.modalities[qmod].item_index,
                                 {m: unit(v).cpu() for m, v in cands.items()}, settings["k"])
-        out.update(direction_output(rerank_prefix(d.name), ranks, test, qmod, d.candidates, metric_names, query_group))
+        out.update(direction_output(rerank_prefix(d.name), ranks, queried, qmod, d.candidates, metric_names, query_group))
     out.protocol["rerank"] = {
         **settings, "head": "MLP on [query, candidates, pairwise products] of unit embeddings",
         "mining": f"softmax(similarity / row std) + {MINING_FLOOR}, positive zeroed, in-batch", "score": method.primary_score,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
+from pmrl_bench.data.features import ModalityFeatures, SplitFeatures, query_rows
 from pmrl_bench.errors import BenchError
 from pmrl_bench.metrics import RANK, compute_metrics
 from pmrl_bench.task import RetrievalDirection, TaskSpec
@@ -141,14 +141,15 @@ def offered_scores(method: Method) -> list[str]:
     return [method.primary_score, *(s for s in method.scores if s != method.primary_score)]
 
 
-def check_direction(split: SplitFeatures, direction: RetrievalDirection) -> str:
-    """The direction's one query modality, after checking each candidate modality has one row per item."""
+def check_direction(split: SplitFeatures, direction: RetrievalDirection) -> tuple[str, SplitFeatures]:
+    """The direction's one query modality and the split it ranks (its query rows cut to `split.max_queries`, the
+    gallery whole), after checking each candidate modality has one row per item."""
     if len(direction.query) != 1:
         raise BenchError(f"retrieval {direction.name!r}: exactly one query modality is supported")
     for m in direction.candidates:
         if not split.modalities[m].one_row_per_item(split.n_items):
             raise BenchError(f"retrieval {direction.name!r}: candidate modality {m!r} needs exactly one row per item")
-    return direction.query[0]
+    return direction.query[0], query_rows(split, direction.query[0])
 
 
 def direction_output(
@@ -209,7 +210,7 @@ def evaluate_direction(
     The primary score's results use the direction's name as prefix, each other offered score
     `<direction>.<score>`; `signs` multiply the candidate embeddings (sign calibration).
     """
-    qmod = check_direction(split, direction)
+    qmod, split = check_direction(split, direction)
     query, cands = direction_embeddings(heads, split, qmod, direction.candidates, device, signs)
     out = EvalOutput()
     for score in scores or offered_scores(method):

@@ -73,10 +73,10 @@ def evaluate_robustness(
     for d in directions:
         if modality not in (*d.query, *d.candidates):
             continue
-        qmod = check_direction(split, d)
+        qmod, queried = check_direction(split, d)
         entry: dict[str, Any] = {"noise": {}}
         for i, level in enumerate(levels):
-            noisy = noised_split(split, modality, level, noise_seed(seed, i))
+            noisy = noised_split(queried, modality, level, noise_seed(seed, i))
             query, cands = direction_embeddings(heads, noisy, qmod, d.candidates, device, signs[d.name])
             ranks = rank_direction(method, method.primary_score, query, cands, qmod, noisy)
             prefix = noise_prefix(d.name, level)
@@ -84,10 +84,10 @@ def evaluate_robustness(
             entry["noise"][f"{level:g}"] = prefix
         kept = missing_candidates(d, modality)
         if settings["missing"] and kept:
-            query, cands = direction_embeddings(heads, split, qmod, kept, device, signs[d.name])
-            ranks = rank_direction(method, method.primary_score, query, cands, qmod, split)
+            query, cands = direction_embeddings(heads, queried, qmod, kept, device, signs[d.name])
+            ranks = rank_direction(method, method.primary_score, query, cands, qmod, queried)
             prefix = missing_prefix(d.name)
-            out.update(direction_output(prefix, ranks, split, qmod, kept, metric_names, query_group))
+            out.update(direction_output(prefix, ranks, queried, qmod, kept, metric_names, query_group))
             entry["missing"] = prefix
         table[d.name] = entry
     out.protocol["robustness"] = {**settings, "noise": "x each feature's std over the test rows", "directions": table}
