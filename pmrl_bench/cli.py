@@ -194,22 +194,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     from pmrl_bench.registry import adapter_names, method_names
     from pmrl_bench.task import load_task, task_names
 
-    if args.what in (None, "methods"):
+    # every name first: a plug-in error (a duplicate, an include that does not import) is then the only output
+    methods = method_names() if args.what in (None, "methods") else None
+    tasks = task_names() if args.what in (None, "tasks") else None
+    adapters = adapter_names() if args.what == "adapters" else None
+    if methods is not None:
         print("methods:")
-        for name, doc in method_names().items():
+        for name, doc in methods.items():
             print(f"  {name:<14} {doc}")
-    if args.what in (None, "tasks"):
+    if tasks is not None:
         print("tasks:")
-        for name in task_names():
+        for name in tasks:
             try:
                 spec = load_task(name)
             except BenchError as exc:  # one broken task file must not hide the others
                 print(f"  {name:<24} {'INVALID':<15} {exc}")
                 continue
             print(f"  {name:<24} {spec.kind:<15} {spec.description.splitlines()[0] if spec.description else ''}")
-    if args.what == "adapters":
+    if adapters is not None:
         print("adapters:")
-        for name, doc in adapter_names().items():
+        for name, doc in adapters.items():
             print(f"  {name:<14} {doc}")
     return 0
 

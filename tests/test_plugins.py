@@ -141,10 +141,12 @@ def test_entry_points_of_an_installed_distribution(tmp_path, monkeypatch):
 
 
 def one_line_error(capsys, args: list[str]) -> str:
-    """Run the CLI, check exit code 2 and a single `error:` line, return it."""
+    """Run the CLI, check exit code 2 and a single `error:` line as the only output, return it."""
     assert main(args) == 2
-    err = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    err = captured.err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert captured.out == ""  # no partial listing before the error
     return err
 
 
