@@ -143,11 +143,11 @@ def fit_and_test(planned: PlannedRun, req: RunRequest, config: dict[str, Any], c
     spec, protocol, timing = planned.spec, part["protocol"], part["timing"]
     t0 = time.perf_counter()
     train_feats = load_features(planned, "train", req.device, config)
-    val_feats = None if spec.kind == "qa" else load_features(planned, "val", req.device, config)  # QA: no validation yet
+    val_feats = load_features(planned, "val", req.device, config)
     test_feats = load_features(planned, "test", req.device, config)
     if req.limit is not None:  # first N train items; first N test (and validation) queries against the whole gallery
         train_feats, test_feats = first_items(train_feats, req.limit), first_queries(test_feats, req.limit)
-        val_feats = None if val_feats is None else first_queries(val_feats, req.limit)
+        val_feats = first_queries(val_feats, req.limit)
     encode_s = time.perf_counter() - t0
     check_k(config["evaluation"]["rerank"], test_feats.n_items)
 
@@ -173,32 +173,32 @@ def fit_and_test(planned: PlannedRun, req: RunRequest, config: dict[str, Any], c
     timing["encode_s"] = encode_s
 
     def val_score() -> float:
-        out = evaluate_primary(spec, method, heads, train_feats, val_feats, req.seed, req.device)
+        out = evaluate_primary(spec, method, heads, train_feats, val_feats, req.device)
         protocol["val"].update(eval_set=out.eval_set, n_queries={
             p: v["n_queries"] for p, v in out.protocol.items() if isinstance(v, dict) and "n_queries" in v})
-        return out.metrics[spec.primary_metric]
+        return out.metrics[spec.selection_metric]
 
-    if val_feats is not None:
-        protocol["val"] = {**val_feats.info, "n_items": val_feats.n_items}
+    protocol["val"] = {**val_feats.info, "n_items": val_feats.n_items}
     if tcfg["warm_start"] is not None:
         warm, warm_out = run_warm_start(spec.modalities, heads, train_feats, tcfg, req.seed, planned.run_id, req.device,
                                         ckpt, label=label)
-        warm_eval = evaluate(spec, warm, heads, train_feats, test_feats, req.seed, req.device)
+        warm_eval = evaluate(spec, warm, heads, train_feats, test_feats, req.seed, req.device, val=val_feats)
+        warm_val = evaluate_primary(spec, warm, heads, train_feats, val_feats, req.device)
         protocol["warm_start"] = {**tcfg["warm_start"], "steps": warm_out.steps, "test_metrics": warm_eval.metrics,
-                                  "per_query": warm_eval.per_query, "eval_set": warm_eval.eval_set}
-        if val_feats is not None:
-            warm_val = evaluate_primary(spec, warm, heads, train_feats, val_feats, req.seed, req.device)
-            protocol["warm_start"]["val_metrics"] = warm_val.metrics
+                                  "per_query": warm_eval.per_query, "eval_set": warm_eval.eval_set,
+                                  "val_metrics": warm_val.metrics}
     outcome = train(method, heads, train_feats, method_phase(tcfg), req.seed, planned.run_id, req.device, ckpt,
-                    label=label, val_score=None if val_feats is None else val_score)
+                    label=label, val_score=val_score)
     timing.update(train_s=outcome.train_s, val_s=outcome.val_s)
     protocol.update(train_steps=outcome.steps, resumed_from_epoch=outcome.resumed_from_epoch)
-    rule = tcfg["select"] if val_feats is not None else "last (QA tasks have no validation split yet)"
-    protocol["select"] = {"rule": rule, "metric": spec.primary_metric, "val_score": outcome.val_score,
+    protocol["select"] = {"rule": tcfg["select"], "metric": spec.selection_metric, "val_score": outcome.val_score,
                           "selected_epoch": outcome.selected_epoch}
+    if spec.select_on is not None:
+        protocol["select"]["why"] = spec.select_on.why
     part.update(train_curve=outcome.curve, selected_epoch=outcome.selected_epoch)
     t1 = time.perf_counter()
-    out = evaluate(spec, method, heads, train_feats, test_feats, req.seed, req.device, config["evaluation"])
+    out = evaluate(spec, method, heads, train_feats, test_feats, req.seed, req.device, config["evaluation"],
+                   val=val_feats)
     timing["eval_s"] = time.perf_counter() - t1
     protocol.update(out.protocol)
     part.update(metrics=out.metrics, per_query=out.per_query, eval_set=out.eval_set)

@@ -128,6 +128,14 @@ class RetrievalDirection(_Strict):
     candidates: list[str]
 
 
+class SelectOn(_Strict):
+    """A retrieval direction scored on the validation items that selects the epoch in place of the primary metric."""
+
+    direction: RetrievalDirection
+    metric: str = "R@1"
+    why: str = Field("", description="why the primary metric is not used (recorded in protocol.select)")
+
+
 class ClassificationSpec(_Strict):
     """One classification protocol: the modality that is classified and how."""
 
@@ -141,9 +149,12 @@ class ClassificationSpec(_Strict):
 class QASpec(_Strict):
     """One question-answering protocol: the media modalities a question is about and how it is answered.
 
-    `multiple_choice`: zero-shot, the method's similarity of each candidate text (the question prepended when
-    `prepend_question`) against the media tuple. `open_ended`: a head over the `top_k` most frequent training
-    answers on fused frozen embeddings; it also reports the baselines `<name>_prior` and `<name>_qonly`.
+    `multiple_choice`: zero-shot, the method's similarity of each candidate against the media tuple; the
+    candidates are texts (the question prepended when `prepend_question`) or, with `candidates: <modality>`,
+    items of the same split seen through that modality (e.g. "which of two pictures does this recording
+    describe"). `open_ended`: a head over the `top_k` most frequent training answers on fused frozen
+    embeddings; it also reports the baselines `<name>_prior` and `<name>_qonly`. A protocol answers the
+    questions of its `qtypes` (empty: every question of the split).
     """
 
     name: str
@@ -151,6 +162,12 @@ class QASpec(_Strict):
     media: list[str]
     prepend_question: bool = False
     top_k: int = Field(1000, ge=1)
+    candidates: str = Field("text", description="multiple choice: `text`, or the modality of candidate items")
+    qtypes: list[str] = Field([], description="the question types this protocol answers; empty: all")
+
+    def answers(self, qtype: str) -> bool:
+        """Whether this protocol answers questions of type `qtype`."""
+        return not self.qtypes or qtype in self.qtypes
 
     @property
     def prefixes(self) -> list[str]:
@@ -182,6 +199,9 @@ class TaskSpec(_Strict):
     qa: list[QASpec] = []
     metrics: list[str] = list(DEFAULT_RETRIEVAL_METRICS)
     primary_metric: str
+    select_on: SelectOn | None = Field(
+        None, description="validation metric for best-epoch selection when the primary metric comes from a fitted "
+                          "head (linear probe, open-ended QA), whose L2 is itself chosen on validation")
     query_group: str | None = None
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
@@ -229,6 +249,11 @@ class TaskSpec(_Strict):
         for q in self.qa:
             if not q.media or any(m not in mods for m in q.media) or "text" not in mods:
                 raise ValueError(f"qa {q.name!r} needs media modalities and `text`, all in modalities {self.modalities}")
+            if q.candidates != "text" and (q.mode != "multiple_choice" or q.candidates not in mods):
+                raise ValueError(f"qa {q.name!r}: `candidates: {q.candidates}` needs multiple_choice and a modality "
+                                 f"of {self.modalities}")
+        if len(self.qa) > 1 and any(not q.qtypes for q in self.qa):
+            raise ValueError("a task with several qa protocols gives each its `qtypes`")
         if self.folds and (self.kind != "classification" or len(set(self.folds)) != len(self.folds)):
             raise ValueError("folds: distinct fold values, for a classification task (its adapter gives an `all` "
                              "split and takes the argument `fold`)")
@@ -240,7 +265,33 @@ class TaskSpec(_Strict):
             raise ValueError("a classification task needs at least one entry under `classification`")
         check_evaluation(self, self.evaluation)
         self._check_metrics()
+        self._check_selection()
         return self
+
+    def _check_selection(self) -> None:
+        """`select_on` uses the task's modalities and a rank metric; a fitted-head primary metric needs it."""
+        if self.select_on is not None:
+            d = self.select_on.direction
+            if any(m not in self.modalities for m in [*d.query, *d.candidates]):
+                raise ValueError(f"select_on {d.name!r} uses a modality not in modalities {self.modalities}")
+            mdef = metric_def(self.select_on.metric)
+            if mdef is None or mdef.outcome != RANK:
+                raise ValueError(f"select_on metric {self.select_on.metric!r} is not a retrieval (rank) metric")
+            return
+        prefix = split_metric(self.primary_metric)[0]
+        fitted = [c.name for c in self.classification if c.mode == "linear_probe"]
+        fitted += [p for q in self.qa if q.mode == "open_ended" for p in q.prefixes]
+        if prefix in fitted:
+            raise ValueError(f"primary_metric {self.primary_metric!r} comes from a head whose L2 is chosen on "
+                             "validation, so it cannot select epochs on validation: add `select_on` (a retrieval "
+                             "direction scored on the validation items) or make a zero-shot protocol primary")
+
+    @property
+    def selection_metric(self) -> str:
+        """The validation metric that selects the epoch: `select_on`'s direction/metric, else the primary metric."""
+        if self.select_on is None:
+            return self.primary_metric
+        return f"{self.select_on.direction.name}/{self.select_on.metric}"
 
     def _check_metrics(self) -> None:
         """Every metric name is in the registry and applies to some prefix; the primary metric is one of them."""

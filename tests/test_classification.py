@@ -14,9 +14,13 @@ from pmrl_bench.data.features import ModalityFeatures, SplitFeatures, single_row
 from pmrl_bench.data.prompts import attach_class_prompts, class_prompts, prompt_key
 from pmrl_bench.errors import BenchError
 from pmrl_bench.evaluation.classification import (
+    L2_RULE,
+    PROBE_L2_GRID,
+    choose_l2,
     eval_set_digest,
     evaluate_classification,
     fit_logistic,
+    fit_probe,
     predict,
     single_thread,
 )
@@ -74,6 +78,37 @@ def test_fit_logistic_matches_scipy_on_the_same_objective():
     np.testing.assert_allclose(b.numpy() - b.numpy().mean(), ref[9:] - ref[9:].mean(), atol=1e-4)
 
 
+def test_l2_chosen_on_validation_where_cross_validation_on_train_picks_another():
+    """Train: three class-0 points left of zero and one class-1 point at x = 1; validation: two class-1 points.
+
+    A weak penalty draws the boundary between the classes, the strong one (1e3) shrinks W to ~0 and answers
+    the majority class 0 everywhere. On validation the weak one is right twice, the strong one never: the weak
+    one is chosen. Leave-one-out on train (the old rule, recomputed below) ties them at 3/4 (the class-1 point
+    is missed by both when held out, the class-0 points are found by both), and a tie goes to the strong one."""
+    x = torch.tensor([[-2.0], [-1.5], [-1.0], [1.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 0, 1])
+    x_val, y_val = torch.tensor([[1.0], [2.0]], dtype=torch.float64), torch.tensor([1, 1])
+    grid = (1e-6, 1e3)
+    best, val_acc, fits = choose_l2(x, y, x_val, y_val, 2, grid)
+    assert val_acc == [100.0, 0.0] and grid[best] == 1e-6 and len(fits) == 2
+    loo = [sum(int(predict(*fit_logistic(x[torch.arange(4) != k], y[torch.arange(4) != k], 2, l2), x[k:k + 1])[0] == y[k])
+               for k in range(4)) for l2 in grid]
+    assert loo == [3, 3]  # cross-validation cannot tell them apart: it would keep the stronger penalty, 1e3
+
+
+def test_validation_ties_go_to_the_stronger_penalty_and_the_final_fit_adds_validation():
+    """Class 2 appears only in validation: no train-only fit predicts it (ties: every penalty scores the two
+    class-0/1 validation rows right and the class-2 row wrong), the final fit on train + validation does."""
+    x = torch.tensor([[1.0, 0.0], [1.1, 0.0], [0.0, 1.0], [0.0, 1.1]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1])
+    x_val = torch.tensor([[0.9, 0.0], [0.0, 0.9], [-1.0, -1.0]], dtype=torch.float64)
+    y_val = torch.tensor([0, 1, 2])
+    weight, bias, settings = fit_probe(x, y, x_val, y_val, 3)
+    assert settings["val_acc"] == pytest.approx([200 / 3] * len(PROBE_L2_GRID))
+    assert settings["l2"] == max(PROBE_L2_GRID) and settings["n_final_fit"] == 7 and settings["n_val"] == 3
+    assert predict(weight, bias, torch.tensor([[-1.2, -1.0]])).tolist() == [2]
+
+
 def test_predict_breaks_ties_towards_the_lowest_class():
     w = torch.zeros(2, 3, dtype=torch.float64)
     assert predict(w, torch.zeros(3, dtype=torch.float64), torch.ones(4, 2)).tolist() == [0, 0, 0, 0]
@@ -81,19 +116,21 @@ def test_predict_breaks_ties_towards_the_lowest_class():
 
 def test_linear_probe_separable_blobs_is_perfect_and_deterministic():
     spec = ClassificationSpec(name="probe", input="vision", mode="linear_probe")
-    train, test = blobs(20, 0, "train"), blobs(10, 1, "test")
-    a = evaluate_classification(Cosine(["vision"]), identity_embed, train, test, spec, seed=0)
-    b = evaluate_classification(Cosine(["vision"]), identity_embed, train, test, spec, seed=0)
+    train, val, test = blobs(20, 0, "train"), blobs(5, 2, "val"), blobs(10, 1, "test")
+    a = evaluate_classification(Cosine(["vision"]), identity_embed, train, val, test, spec)
+    b = evaluate_classification(Cosine(["vision"]), identity_embed, train, val, test, spec)
     assert a == b
     assert a["metrics"] == {"probe/acc": 100.0}
     assert a["per_query"] == {"probe/correct": [1] * 30}
     proto = a["protocol"]["probe"]
     assert proto["mode"] == "linear_probe" and proto["n_classes"] == 3 and proto["n_test"] == 30
     assert proto["l2"] in proto["l2_grid"] and proto["n_train"] == 60 and proto["n_classes_in_test"] == 3
+    assert proto["n_val"] == 15 and proto["n_final_fit"] == 75 and proto["l2_rule"] == L2_RULE
+    assert proto["val_acc"] == [100.0] * 5 and proto["l2"] == max(PROBE_L2_GRID)  # all tie: the strongest penalty
     two_classes = SplitFeatures(split="test", item_ids=test.item_ids[:20], labels=test.labels[:20], label_names=NAMES,
                                 modalities={"vision": single_row_features(test.modalities["vision"].values[:20],
                                                                           test.item_ids[:20])})
-    out = evaluate_classification(Cosine(["vision"]), identity_embed, train, two_classes, spec, seed=0)
+    out = evaluate_classification(Cosine(["vision"]), identity_embed, train, val, two_classes, spec)
     assert out["protocol"]["probe"]["n_classes"] == 3 and out["protocol"]["probe"]["n_classes_in_test"] == 2
 
 
@@ -106,7 +143,7 @@ def test_linear_probe_counts_rows_of_a_multi_row_modality():
     test = SplitFeatures(split="test", item_ids=test.item_ids, modalities={"vision": rows},
                          labels=test.labels, label_names=NAMES)
     spec = ClassificationSpec(name="p", input="vision", mode="linear_probe")
-    out = evaluate_classification(Cosine(["vision"]), identity_embed, train, test, spec, seed=0)
+    out = evaluate_classification(Cosine(["vision"]), identity_embed, train, blobs(2, 2, "val"), test, spec)
     assert out["per_query"]["p/correct"][:6] == [1] * 6  # the negated rows point away from every class
     assert len(out["per_query"]["p/correct"]) == 12
     assert out["eval_set"]["p"] == eval_set_digest(rows.row_ids, NAMES)
@@ -132,8 +169,8 @@ def test_zero_shot_hand_checked_accuracy():
     test = SplitFeatures(split="test", item_ids=ids, modalities={"vision": single_row_features(x, ids)},
                          labels=torch.tensor([0, 1, 0, 2]), label_names=NAMES)
     prompts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
-    out = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, with_prompts(test, spec, prompts),
-                                  spec, seed=0)
+    out = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, None,
+                                  with_prompts(test, spec, prompts), spec)
     assert out["per_query"]["zs/correct"] == [1, 1, 1, 0]
     assert out["metrics"]["zs/acc"] == 75.0
     assert out["protocol"]["zs"]["prompt"] == "a {label}"
@@ -142,7 +179,7 @@ def test_zero_shot_hand_checked_accuracy():
 def test_zero_shot_without_prompt_features_is_a_one_line_error():
     spec = ClassificationSpec(name="zs", input="vision", mode="zero_shot")
     with pytest.raises(BenchError, match="class-prompt features"):
-        evaluate_classification(Cosine(["vision"]), identity_embed, blobs(2, 0, "train"), blobs(2, 1, "test"), spec, 0)
+        evaluate_classification(Cosine(["vision"]), identity_embed, blobs(2, 0, "train"), None, blobs(2, 1, "test"), spec)
 
 
 def test_class_prompts_fill_the_template_in_label_order():

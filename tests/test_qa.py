@@ -9,10 +9,12 @@ from records_factory import write
 from test_leaderboard import header_cells, section, table_rows
 
 from pmrl_bench.cli import main
-from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, single_row_features
+from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, first_items, single_row_features
 from pmrl_bench.data.items import Question
 from pmrl_bench.data.questions import check_questions
+from pmrl_bench.data.validation import carve_validation
 from pmrl_bench.errors import BenchError
+from pmrl_bench.evaluation.classification import L2_RULE, PROBE_L2_GRID
 from pmrl_bench.evaluation.qa import (
     answer_targets,
     answer_vocabulary,
@@ -23,7 +25,7 @@ from pmrl_bench.evaluation.qa import (
     prior_correct,
 )
 from pmrl_bench.runner import RunRequest, execute
-from pmrl_bench.task import QASpec, load_task
+from pmrl_bench.task import QASpec, TaskSpec, load_task
 from pmrl_bench.train.method import Method
 
 
@@ -67,7 +69,7 @@ def mc_split() -> SplitFeatures:
 
 def test_multiple_choice_record_parts_hand_checked():
     spec = QASpec(name="mc", mode="multiple_choice", media=["vision"])
-    out = evaluate_qa(MeanCosine(["text", "vision"]), identity, mc_split(), mc_split(), spec, 0)
+    out = evaluate_qa(MeanCosine(["text", "vision"]), identity, mc_split(), None, mc_split(), spec)
     assert out["per_query"] == {"mc/correct": [1, 1, 1, 0]}
     assert out["metrics"] == {"mc/acc": 75.0}
     assert out["protocol"]["mc"]["n_candidates"] == 3 and set(out["eval_set"]) == {"mc"}
@@ -94,7 +96,10 @@ def test_prior_baseline_answers_the_most_frequent_training_answer_of_the_type():
     train = qf(["yes", "yes", "no", "red", "blue", "red"], ["yn", "yn", "yn", "col", "col", "col"])
     test = qf(["yes", "no", "red", "blue", "yes"], ["yn", "yn", "col", "col", "new"])
     # an unseen type falls back to the overall most frequent answer ("red" and "yes" tie at 2: alphabetical -> red)
-    assert prior_correct(train, test).tolist() == [True, False, True, False, False]
+    assert prior_correct([train], test).tolist() == [True, False, True, False, False]
+    # counted over training + validation questions: three more "no" make it the yes/no answer, "no" the overall one
+    val = qf(["no", "no", "no"], ["yn", "yn", "yn"])
+    assert prior_correct([train, val], test).tolist() == [False, True, True, False, False]
 
 
 def open_split(split: str, n: int, seed: int) -> SplitFeatures:
@@ -113,13 +118,29 @@ def open_split(split: str, n: int, seed: int) -> SplitFeatures:
 
 def test_open_ended_head_reads_the_media_the_baselines_cannot():
     spec = QASpec(name="qa", mode="open_ended", media=["vision"], top_k=5)
-    out = evaluate_qa(MeanCosine(["text", "vision"]), identity, open_split("train", 200, 0), open_split("test", 100, 1), spec, 0)
+    out = evaluate_qa(MeanCosine(["text", "vision"]), identity, open_split("train", 200, 0), open_split("val", 50, 2),
+                      open_split("test", 100, 1), spec)
     correct = out["per_query"]["qa/correct"]
     assert correct[0] == 0  # the OOV answer
     assert out["metrics"]["qa/acc"] >= 95.0
     assert 35.0 <= out["metrics"]["qa_qonly/acc"] <= 65.0 and 35.0 <= out["metrics"]["qa_prior/acc"] <= 65.0
-    assert out["protocol"]["qa"]["n_answers"] == 2 and out["protocol"]["qa"]["test_in_vocab"] == 99.0
-    assert out["protocol"]["qa"]["acc_by_type"] == {"t": out["metrics"]["qa/acc"]}
+    proto = out["protocol"]
+    assert proto["qa"]["n_answers"] == 2 and proto["qa"]["test_in_vocab"] == 99.0
+    assert proto["qa"]["acc_by_type"] == {"t": out["metrics"]["qa/acc"]}
+    # the record says which rule chose the L2, and what it saw: one fit per value on 200 train, scored on 50 val
+    for head in ("qa", "qa_qonly"):
+        p = proto[head]
+        assert p["l2_rule"] == L2_RULE and p["n_train"] == 200 and p["n_val"] == 50 and p["n_final_fit"] == 250
+        best = max(range(len(p["l2_grid"])), key=lambda i: (p["val_acc"][i], p["l2_grid"][i]))
+        assert p["l2"] == p["l2_grid"][best] and len(p["val_acc"]) == len(PROBE_L2_GRID)
+    assert proto["qa_prior"]["fitted_on"] == "training + validation questions"
+
+
+def test_open_ended_without_validation_questions_is_an_error():
+    spec = QASpec(name="qa", mode="open_ended", media=["vision"])
+    with pytest.raises(BenchError, match="needs the validation questions"):
+        evaluate_qa(MeanCosine(["text", "vision"]), identity, open_split("train", 20, 0), None, open_split("test", 10, 1),
+                    spec)
 
 
 def test_empty_answer_vocabulary_is_an_error():
@@ -129,7 +150,7 @@ def test_empty_answer_vocabulary_is_an_error():
                                                      question=torch.zeros(0, 4), answers=(), qtypes=()))
     spec = QASpec(name="qa", mode="open_ended", media=["vision"])
     with pytest.raises(BenchError, match="empty answer vocabulary"):
-        evaluate_qa(MeanCosine(["text", "vision"]), identity, empty, split, spec, 0)
+        evaluate_qa(MeanCosine(["text", "vision"]), identity, empty, split, split, spec)
 
 
 @pytest.mark.parametrize(("question", "message"), [
@@ -140,15 +161,52 @@ def test_empty_answer_vocabulary_is_an_error():
 ])
 def test_bad_questions_name_the_file_and_row(question, message):
     with pytest.raises(BenchError, match=message):
-        check_questions([question], ["v1"], multiple_choice=True)
+        check_questions([question], ["v1"], [QASpec(name="mc", mode="multiple_choice", media=["vision"])])
+
+
+def test_question_types_pick_their_protocol_and_candidate_items_must_exist():
+    pick = QASpec(name="pick", mode="multiple_choice", media=["audio"], candidates="vision", qtypes=["pick"])
+    open_ = QASpec(name="qa", mode="open_ended", media=["vision"], qtypes=["category"])
+    check_questions([Question("q1", "v1", "which?", 1, ("v2", "v1"), qtype="pick"),
+                     Question("q2", "v1", "what?", "cat", qtype="category")], ["v1", "v2"], [open_, pick])
+    with pytest.raises(BenchError, match="f.csv row 2: candidate item 'v9' is not in the annotations"):
+        check_questions([Question("q1", "v1", "which?", 0, ("v1", "v9"), qtype="pick", where="f.csv row 2")],
+                        ["v1", "v2"], [open_, pick])
+    with pytest.raises(BenchError, match="f.csv row 3: no qa protocol answers question type 'color'"):
+        check_questions([Question("q1", "v1", "what?", "red", qtype="color", where="f.csv row 3")], ["v1"], [open_, pick])
+
+
+def test_multiple_choice_between_items_scores_their_pictures_against_the_recording():
+    """Items i0..i2 have pictures along the axes; question a's recording points at i1's picture, b's at i2's,
+    c's half-way between its two candidates (a tie: wrong). Two candidates per question."""
+    ids = ("i0", "i1", "i2")
+    vision = torch.eye(3)
+    audio = torch.tensor([[0.0, 1.0, 0.1], [0.0, 0.1, 1.0], [1.0, 1.0, 0.0]])
+    questions = QuestionFeatures(ids=("a", "b", "c"), item_index=torch.tensor([0, 1, 2]), question=torch.zeros(3, 3),
+                                 answers=("1", "0", "0"), qtypes=("pick",) * 3,
+                                 candidate_items=torch.tensor([[0, 1], [2, 0], [0, 1]]))
+    split = SplitFeatures(split="test", item_ids=ids, questions=questions,
+                          modalities={"vision": single_row_features(vision, ids), "audio": single_row_features(audio, ids)})
+    spec = QASpec(name="pick", mode="multiple_choice", media=["audio"], candidates="vision", qtypes=["pick"])
+    method = MeanCosine(["vision", "audio"])
+    cands = vision[questions.candidate_items]
+    scores = mc_scores(method, cands, {"audio": audio}, modality="vision")
+    assert torch.allclose(scores, torch.nn.functional.normalize(audio, dim=1).gather(1, questions.candidate_items))
+    out = evaluate_qa(method, identity, split, None, split, spec)
+    assert out["per_query"] == {"pick/correct": [1, 1, 0]}
+    assert out["protocol"]["pick"]["candidates"] == "vision" and out["protocol"]["pick"]["n_candidates"] == 2
 
 
 def test_synthetic_qa_needs_both_media_and_question_only_stays_near_the_prior(tmp_path):
-    small = [("data.sizes", {"train": 500, "test": 250}), ("epochs", 3), ("batch_size", 128), ("head_hidden", 64),
-             ("embed_dim", 16)]
+    small = [("data.sizes", {"train": 500, "val": 100, "test": 250}), ("epochs", 3), ("batch_size", 128),
+             ("head_hidden", 64), ("embed_dim", 32), ("lr", 0.003)]
     record = execute(RunRequest(task="synthetic-qa", method="clip", seed=0, overrides=small, results_dir=str(tmp_path)))
     m = record.metrics
     assert record.status == "ok" and len(record.per_query["qa/correct"]) == 500
+    select = record.protocol["select"]
+    assert select["rule"] == "best_val" and select["metric"] == "t2va/R@1" and "open-ended" in select["why"]
+    assert record.selected_epoch == 1 + max(range(3), key=lambda e: (record.train_curve[e]["val"], -e))
+    assert record.protocol["val"]["n_questions"] == 200 and record.protocol["qa"]["n_val"] == 200
     assert abs(m["qa_prior/acc"] - 25.0) < 5 and abs(m["qa_qonly/acc"] - 25.0) < 5
     assert m["qa/acc"] > m["qa_qonly/acc"] + 10
 
@@ -171,3 +229,27 @@ def test_leaderboard_and_compare_treat_qa_correctness_like_classification(tmp_pa
     out = capsys.readouterr().out
     assert out.startswith("task synthetic-qa, metric qa/acc (higher is better), N = 300 queries")
     assert "difference pmrl - gram = " in out
+
+
+def test_a_fitted_head_cannot_be_the_selection_metric_without_select_on():
+    base = load_task("synthetic-qa").model_dump()
+    with pytest.raises(ValueError, match="add `select_on`"):
+        TaskSpec.model_validate({**base, "select_on": None})
+    bad = {**base, "select_on": {**base["select_on"], "metric": "acc"}}
+    with pytest.raises(ValueError, match="not a retrieval \\(rank\\) metric"):
+        TaskSpec.model_validate(bad)
+    assert load_task("synthetic-qa").selection_metric == "t2va/R@1"
+    assert load_task("tuxpaint-mc").selection_metric == "mc/acc"  # zero-shot: selects on itself
+
+
+def test_carved_validation_takes_each_question_with_its_item():
+    split = open_split("train", 6, 0)
+    rest, val = carve_validation(split, 0.5, seed=0)
+    for part in (rest, val):
+        q = part.questions
+        assert [part.item_ids[i] for i in q.item_index.tolist()] == list(q.ids)  # open_split: question id = item id
+        assert part.info["n_questions"] == len(q.ids) == part.n_items
+        assert torch.equal(q.question, split.questions.question[[split.item_ids.index(i) for i in q.ids]])
+    assert sorted(rest.item_ids + val.item_ids) == sorted(split.item_ids)
+    limited = first_items(split, 2)
+    assert limited.questions.ids == split.item_ids[:2] and limited.questions.item_index.tolist() == [0, 1]

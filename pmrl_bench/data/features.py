@@ -43,6 +43,8 @@ class QuestionFeatures:
     candidates, `[Q, C, D]`), the item each question is about, the answer and the question type.
 
     `answers[q]` is the answer text (open-ended) or the index of the right candidate as text (multiple choice).
+    `candidate_items[q]` are the items a multiple-choice question picks among (`[Q, C]`, -1 for a question
+    that has none), when its candidates are media rather than texts.
     """
 
     ids: tuple[str, ...]
@@ -51,6 +53,7 @@ class QuestionFeatures:
     answers: tuple[str, ...]
     qtypes: tuple[str, ...]
     candidates: Tensor | None = None
+    candidate_items: Tensor | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -58,6 +61,8 @@ class QuestionFeatures:
             raise ValueError("question ids, item_index, question rows, answers and qtypes must have the same length")
         if self.candidates is not None and (self.candidates.ndim != 3 or len(self.candidates) != n):
             raise ValueError(f"candidate features must be [questions, choices, dim], got {tuple(self.candidates.shape)}")
+        if self.candidate_items is not None and (self.candidate_items.ndim != 2 or len(self.candidate_items) != n):
+            raise ValueError(f"candidate items must be [questions, choices], got {tuple(self.candidate_items.shape)}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ def single_row_features(values: Tensor, ids: tuple[str, ...]) -> ModalityFeature
     return ModalityFeatures(values=values, item_index=torch.arange(len(ids)), row_ids=ids)
 
 
-def _question_rows(questions: QuestionFeatures, keep: Tensor) -> QuestionFeatures:
+def question_rows(questions: QuestionFeatures, keep: Tensor) -> QuestionFeatures:
     """The questions where the boolean mask `keep` is true, in order."""
     rows = torch.nonzero(keep).flatten().tolist()
     return QuestionFeatures(
@@ -93,7 +98,23 @@ def _question_rows(questions: QuestionFeatures, keep: Tensor) -> QuestionFeature
         question=questions.question[keep], answers=tuple(questions.answers[r] for r in rows),
         qtypes=tuple(questions.qtypes[r] for r in rows),
         candidates=None if questions.candidates is None else questions.candidates[keep],
+        candidate_items=None if questions.candidate_items is None else questions.candidate_items[keep],
     )
+
+
+def kept_questions(questions: QuestionFeatures | None, remap: Tensor) -> QuestionFeatures | None:
+    """The questions whose item and candidate items are all kept (`remap[item] >= 0`), their item indices
+    remapped (None stays None)."""
+    if questions is None:
+        return None
+    keep = remap[questions.item_index] >= 0
+    cands = questions.candidate_items
+    if cands is not None:
+        mapped = torch.where(cands >= 0, remap[cands.clamp_min(0)], -1)
+        keep &= ((mapped >= 0) | (cands < 0)).all(dim=1)
+    kept = question_rows(questions, keep)
+    return dataclasses.replace(kept, item_index=remap[kept.item_index],
+                               candidate_items=None if cands is None else mapped[keep])
 
 
 def first_items(split: SplitFeatures, n: int) -> SplitFeatures:
@@ -106,7 +127,8 @@ def first_items(split: SplitFeatures, n: int) -> SplitFeatures:
         rows = torch.nonzero(keep).flatten().tolist()
         modalities[name] = ModalityFeatures(values=feats.values[keep], item_index=feats.item_index[keep],
                                             row_ids=tuple(feats.row_ids[r] for r in rows))
-    questions = None if split.questions is None else _question_rows(split.questions, split.questions.item_index < n)
+    questions = kept_questions(split.questions, torch.where(torch.arange(split.n_items) < n,
+                                                            torch.arange(split.n_items), -1))
     return SplitFeatures(
         split=split.split, item_ids=split.item_ids[:n], modalities=modalities,
         labels=None if split.labels is None else split.labels[:n], label_names=split.label_names,
@@ -135,4 +157,4 @@ def split_questions(split: SplitFeatures) -> QuestionFeatures | None:
     q, n = split.questions, split.max_queries
     if q is None or n is None or n >= len(q.ids):
         return q
-    return _question_rows(q, torch.arange(len(q.ids)) < n)
+    return question_rows(q, torch.arange(len(q.ids)) < n)

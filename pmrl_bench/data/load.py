@@ -45,7 +45,7 @@ def load_split(spec: TaskSpec, config: dict[str, Any], role: str, device: str = 
     out of the adapter's train split and 'train' is the rest (`pmrl_bench.data.validation`).
     """
     val = config.get("validation", spec.validation.model_dump())
-    if role not in ("train", "val") or val.get("split") or spec.kind == "qa":  # QA: no validation yet
+    if role not in ("train", "val") or val.get("split"):
         feats = load_adapter_split(spec, config, role, device)
     else:
         rest, carved = carve_validation(load_adapter_split(spec, config, "train", device), val["fraction"], val["seed"])

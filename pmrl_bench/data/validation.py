@@ -6,12 +6,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pmrl_bench.data.features import ModalityFeatures, SplitFeatures
+from pmrl_bench.data.features import ModalityFeatures, SplitFeatures, kept_questions
 from pmrl_bench.errors import BenchError
 
 
 def subset_items(feats: SplitFeatures, items: Tensor, split: str) -> SplitFeatures:
-    """The items `items` (sorted item indices) of `feats` with their rows, re-indexed from 0, named `split`."""
+    """The items `items` (sorted item indices) of `feats` with their rows and questions, re-indexed from 0,
+    named `split`."""
     remap = torch.full((feats.n_items,), -1, dtype=torch.long)
     remap[items] = torch.arange(len(items))
     modalities = {}
@@ -23,6 +24,7 @@ def subset_items(feats: SplitFeatures, items: Tensor, split: str) -> SplitFeatur
             row_ids=tuple(mod.row_ids[r] for r in rows.tolist()),
         )
     kept = items.tolist()
+    questions = kept_questions(feats.questions, remap)
     return SplitFeatures(
         split=split,
         item_ids=tuple(feats.item_ids[i] for i in kept),
@@ -30,7 +32,8 @@ def subset_items(feats: SplitFeatures, items: Tensor, split: str) -> SplitFeatur
         labels=None if feats.labels is None else feats.labels[items],
         label_names=feats.label_names,
         groups=tuple(feats.groups[i] for i in kept) if feats.groups else (),
-        info={**feats.info, "n_items": len(kept)},
+        questions=questions,
+        info={**feats.info, "n_items": len(kept), **({"n_questions": len(questions.ids)} if questions else {})},
     )
 
 

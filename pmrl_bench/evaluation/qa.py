@@ -1,16 +1,18 @@
 """Question answering on frozen trained embeddings: multiple choice (zero-shot) and open-ended (answer head).
 
-* `multiple_choice`: for each question, the method's own `similarity` scores every candidate text (text head)
-  against the question's media tuple (their heads); the best candidate is the answer. Ties count against the
-  method: a question is right only when the right candidate scores strictly above every other one.
+* `multiple_choice`: for each question, the method's own `similarity` scores every candidate (a text through
+  the text head, or with `candidates: <modality>` an item of the split through that modality's head) against
+  the question's media tuple (their heads); the best candidate is the answer. Ties count against the method:
+  a question is right only when the right candidate scores strictly above every other one.
 * `open_ended`: answer classification over the `top_k` most frequent training answers (ties: alphabetical).
   The input is the same fusion for every method, [q, m_1.., q*m_1..] of the L2-normalised head outputs of the
-  question (text head) and the media; the head is the linear probe of `evaluate.classification` (L-BFGS,
-  fixed iteration budget, L2 chosen by cross-validation on the training questions). Exact match: a test
-  answer outside the vocabulary counts as wrong. Accuracy per question type goes to the protocol.
-  Two method-independent baselines are reported beside it (fixed seed 0, so identical in every run):
-  `<name>_prior`, the most frequent training answer of the question's type, and `<name>_qonly`, the same
-  probe on the raw question features alone (no media, no trained head).
+  question (text head) and the media; the head is the linear probe of `evaluation.classification` (L-BFGS,
+  fixed iteration budget, `L2_RULE`: L2 chosen on the validation questions, then one final fit on the
+  training + validation questions). Exact match: a validation or test answer outside the vocabulary counts
+  as wrong. Accuracy per question type goes to the protocol. Two method-independent baselines are reported
+  beside it, under the same rule (identical in every run): `<name>_prior`, the most frequent answer of the
+  question's type over the training + validation questions, and `<name>_qonly`, the same probe on the raw
+  question features alone (no media, no trained head).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, split_questions
+from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, question_rows, split_questions
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluation.classification import choose_l2, fit_logistic, predict, single_thread
+from pmrl_bench.evaluation.classification import fit_probe, predict
 from pmrl_bench.metrics import CORRECT, compute_metrics
 from pmrl_bench.task import QASpec
 from pmrl_bench.train.method import Method
@@ -36,16 +38,20 @@ Project = Callable[[str, Tensor], Tensor]
 
 MC_CHUNK = 64  # questions scored together: one [chunk * C, chunk] similarity block, its diagonal kept
 MC_TIE_RULE = "right only if the right candidate scores strictly above every other candidate"
-BASELINE_SEED = 0
 FUSION = "[q, m..., q*m...] of L2-normalised head outputs (q: question, m: each media modality)"
 
 
 def _questions(split: SplitFeatures, spec: QASpec) -> QuestionFeatures:
-    """The split's questions (the first `split.max_queries` of them in a `--limit` run)."""
-    questions = split_questions(split)
-    if questions is None:
+    """The split's questions that `spec` answers (its `qtypes`; all when it names none; the first
+    `split.max_queries` questions of the split in a `--limit` run)."""
+    qf = split_questions(split)
+    if qf is None:
         raise BenchError(f"qa {spec.name!r}: split {split.split!r} has no questions")
-    return questions
+    if spec.qtypes:
+        qf = question_rows(qf, torch.tensor([spec.answers(t) for t in qf.qtypes], dtype=torch.bool))
+        if not qf.ids:
+            raise BenchError(f"qa {spec.name!r}: split {split.split!r} has no questions of types {spec.qtypes}")
+    return qf
 
 
 def _media(project: Project, split: SplitFeatures, spec: QASpec, item_index: Tensor) -> dict[str, Tensor]:
@@ -59,13 +65,15 @@ def _media(project: Project, split: SplitFeatures, spec: QASpec, item_index: Ten
     return out
 
 
-def mc_scores(method: Method, candidates: Tensor, media: dict[str, Tensor], chunk: int = MC_CHUNK) -> Tensor:
-    """`[Q, C]` similarity of each question's candidate embeddings `[Q, C, E]` against its own media tuple."""
+def mc_scores(method: Method, candidates: Tensor, media: dict[str, Tensor], chunk: int = MC_CHUNK,
+              modality: str = "text") -> Tensor:
+    """`[Q, C]` similarity of each question's candidate embeddings `[Q, C, E]` (of `modality`) against its own
+    media tuple."""
     n_q, n_c, dim = candidates.shape
     blocks = []
     for a in range(0, n_q, chunk):
         b = min(a + chunk, n_q)
-        s = method.similarity({"text": candidates[a:b].reshape(-1, dim)}, {m: v[a:b] for m, v in media.items()})
+        s = method.similarity({modality: candidates[a:b].reshape(-1, dim)}, {m: v[a:b] for m, v in media.items()})
         blocks.append(s.reshape(b - a, n_c, b - a).diagonal(dim1=0, dim2=2).T)
     return torch.cat(blocks) if blocks else torch.empty(0, n_c)
 
@@ -80,15 +88,22 @@ def mc_correct(scores: Tensor, answer: Tensor) -> Tensor:
 def multiple_choice(method: Method, project: Project, test: SplitFeatures, spec: QASpec) -> tuple[Tensor, dict[str, Any]]:
     """Per-question correctness of zero-shot multiple choice and its settings."""
     qf = _questions(test, spec)
-    if qf.candidates is None:
-        raise BenchError(f"qa {spec.name!r}: the questions of split {test.split!r} have no candidates")
-    n_q, n_c, dim = qf.candidates.shape
     with torch.no_grad():
-        cands = project("text", qf.candidates.reshape(-1, dim)).reshape(n_q, n_c, -1)
-        scores = mc_scores(method, cands, _media(project, test, spec, qf.item_index))
+        if spec.candidates == "text":
+            if qf.candidates is None:
+                raise BenchError(f"qa {spec.name!r}: the questions of split {test.split!r} have no candidates")
+            n_q, n_c, dim = qf.candidates.shape
+            cands = project("text", qf.candidates.reshape(-1, dim)).reshape(n_q, n_c, -1)
+        else:
+            if qf.candidate_items is None or bool((qf.candidate_items < 0).any()):
+                raise BenchError(f"qa {spec.name!r}: the questions of split {test.split!r} have no candidate items")
+            n_c = qf.candidate_items.shape[1]
+            cands = _media(project, test, spec.model_copy(update={"media": [spec.candidates]}),
+                           qf.candidate_items.reshape(-1))[spec.candidates].reshape(len(qf.ids), n_c, -1)
+        scores = mc_scores(method, cands, _media(project, test, spec, qf.item_index), modality=spec.candidates)
     answer = torch.tensor([int(a) for a in qf.answers], dtype=torch.long)
-    settings = {"n_candidates": n_c, "prepend_question": spec.prepend_question, "score": "method.similarity",
-                "tie_rule": MC_TIE_RULE}
+    settings = {"n_candidates": n_c, "candidates": spec.candidates, "prepend_question": spec.prepend_question,
+                "score": "method.similarity", "tie_rule": MC_TIE_RULE, "qtypes": list(spec.qtypes)}
     return mc_correct(scores.cpu(), answer), settings
 
 
@@ -111,37 +126,35 @@ def fuse(question: Tensor, media: Sequence[Tensor]) -> Tensor:
     return torch.cat([q, *ms, *(q * m for m in ms)], dim=1)
 
 
-def probe_correct(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, n_classes: int,
-                  seed: int) -> tuple[Tensor, dict[str, Any]]:
-    """Correctness of the linear probe fitted on the in-vocabulary training rows, and its settings."""
-    keep = y_train >= 0
-    with single_thread():
-        l2, cv_acc = choose_l2(x_train[keep], y_train[keep], n_classes, seed)
-        weight, bias = fit_logistic(x_train[keep], y_train[keep], n_classes, l2)
-    return predict(weight, bias, x_test) == y_test, {"l2": l2, "cv_acc": cv_acc, "n_train": int(keep.sum())}
+def probe_correct(x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor, x_test: Tensor, y_test: Tensor,
+                  n_classes: int) -> tuple[Tensor, dict[str, Any]]:
+    """Correctness of the linear probe (L2 chosen on validation, final fit on train + validation), and its settings."""
+    weight, bias, settings = fit_probe(x_train, y_train, x_val, y_val, n_classes)
+    return predict(weight, bias, x_test) == y_test, settings
 
 
 _QONLY: dict[str, tuple[Tensor, dict[str, Any]]] = {}
 
 
-def question_only(q_train: QuestionFeatures, q_test: QuestionFeatures, y_train: Tensor, y_test: Tensor,
+def question_only(questions: Sequence[QuestionFeatures], targets: Sequence[Tensor],
                   n_classes: int) -> tuple[Tensor, dict[str, Any]]:
-    """The question-only baseline: method-independent, so fitted once per process for the same questions."""
+    """The question-only baseline on (train, val, test): method-independent, so fitted once per process."""
     digest = hashlib.sha256()
-    for t in (q_train.question, q_test.question, y_train, y_test):
+    for t in (*(q.question for q in questions), *targets):
         digest.update(t.contiguous().numpy().tobytes())
     key = f"{digest.hexdigest()}:{n_classes}"
     if key not in _QONLY:
-        _QONLY[key] = probe_correct(fuse(q_train.question, []), y_train, fuse(q_test.question, []), y_test,
-                                    n_classes, BASELINE_SEED)
+        (x_tr, x_val, x_te), (y_tr, y_val, y_te) = [fuse(q.question, []) for q in questions], targets
+        _QONLY[key] = probe_correct(x_tr, y_tr, x_val, y_val, x_te, y_te, n_classes)
     return _QONLY[key]
 
 
-def prior_correct(train: QuestionFeatures, test: QuestionFeatures) -> Tensor:
-    """Correctness of answering every question with the most frequent training answer of its type."""
-    overall = answer_vocabulary(train.answers, 1)[0]
+def prior_correct(fitted: Sequence[QuestionFeatures], test: QuestionFeatures) -> Tensor:
+    """Correctness of answering every question with the most frequent answer of its type over `fitted`."""
+    answers = [a for q in fitted for a in q.answers]
+    overall = answer_vocabulary(answers, 1)[0]
     by_type: dict[str, list[str]] = {}
-    for t, a in zip(train.qtypes, train.answers, strict=True):
+    for t, a in zip([t for q in fitted for t in q.qtypes], answers, strict=True):
         by_type.setdefault(t, []).append(a)
     best = {t: answer_vocabulary(a, 1)[0] for t, a in by_type.items()}
     return torch.tensor([best.get(t, overall) == a for t, a in zip(test.qtypes, test.answers, strict=True)])
@@ -154,40 +167,47 @@ def by_type(correct: Tensor, qtypes: Sequence[str]) -> dict[str, float]:
     return {str(t): compute_metrics(["acc"], CORRECT, c[types == t])["acc"] for t in sorted(set(qtypes))}
 
 
-def open_ended(project: Project, train: SplitFeatures, test: SplitFeatures, spec: QASpec,
-               seed: int) -> dict[str, tuple[Tensor, dict[str, Any]]]:
+def open_ended(project: Project, train: SplitFeatures, val: SplitFeatures | None, test: SplitFeatures,
+               spec: QASpec) -> dict[str, tuple[Tensor, dict[str, Any]]]:
     """Per-question correctness and settings of the answer head and of the two baselines, by metric prefix."""
-    q_train, q_test = _questions(train, spec), _questions(test, spec)
-    vocab = answer_vocabulary(q_train.answers, spec.top_k)
+    if val is None:
+        raise BenchError(f"qa {spec.name!r}: the open-ended head needs the validation questions to choose its L2")
+    splits = (train, val, test)
+    qs = [_questions(s, spec) for s in splits]
+    vocab = answer_vocabulary(qs[0].answers, spec.top_k)
     if not vocab:
         raise BenchError(f"qa {spec.name!r}: the training split has an empty answer vocabulary")
-    y_train, y_test = answer_targets(q_train.answers, vocab), answer_targets(q_test.answers, vocab)
+    ys = [answer_targets(q.answers, vocab) for q in qs]
     with torch.no_grad():
-        x_train = fuse(project("text", q_train.question), list(_media(project, train, spec, q_train.item_index).values()))
-        x_test = fuse(project("text", q_test.question), list(_media(project, test, spec, q_test.item_index).values()))
-    head, settings = probe_correct(x_train, y_train, x_test, y_test, len(vocab), seed)
-    qonly, q_settings = question_only(q_train, q_test, y_train, y_test, len(vocab))
+        xs = [fuse(project("text", q.question), list(_media(project, s, spec, q.item_index).values()))
+              for s, q in zip(splits, qs, strict=True)]
+    head, settings = probe_correct(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], len(vocab))
+    qonly, q_settings = question_only(qs, ys, len(vocab))
     common = {"top_k": spec.top_k, "n_answers": len(vocab), "answers_first": list(vocab[:10]),
-              "test_in_vocab": float(100.0 * (y_test >= 0).float().mean())}
+              "vocabulary_from": "training questions",
+              "test_in_vocab": float(100.0 * (ys[2] >= 0).float().mean())}
+    test_q = qs[2]
     return {
         spec.name: (head, {**common, **settings, "fusion": FUSION, "media": list(spec.media),
-                           "solver": "linear probe (full-batch L-BFGS, float64, zero init)",
-                           "acc_by_type": by_type(head, q_test.qtypes)}),
-        f"{spec.name}_prior": (prior_correct(q_train, q_test), {**common, "baseline": "most frequent answer per type"}),
+                           "solver": "linear probe (full-batch L-BFGS, float64, L2 path from zeros)",
+                           "acc_by_type": by_type(head, test_q.qtypes)}),
+        f"{spec.name}_prior": (prior_correct(qs[:2], test_q),
+                               {**common, "baseline": "most frequent answer per type",
+                                "fitted_on": "training + validation questions"}),
         f"{spec.name}_qonly": (qonly, {**common, **q_settings, "baseline": "linear probe on raw question features",
-                                       "seed": BASELINE_SEED, "acc_by_type": by_type(qonly, q_test.qtypes)}),
+                                       "acc_by_type": by_type(qonly, test_q.qtypes)}),
     }
 
 
-def evaluate_qa(method: Method, project: Project, train: SplitFeatures, test: SplitFeatures, spec: QASpec,
-                seed: int) -> dict[str, Any]:
+def evaluate_qa(method: Method, project: Project, train: SplitFeatures, val: SplitFeatures | None,
+                test: SplitFeatures, spec: QASpec) -> dict[str, Any]:
     """Metrics, per-question correctness, eval-set digests and protocol of one QA protocol (and its baselines)."""
     from pmrl_bench.evaluation.retrieval import eval_set_digest
 
     if spec.mode == "multiple_choice":
         outcomes = {spec.name: multiple_choice(method, project, test, spec)}
     else:
-        outcomes = open_ended(project, train, test, spec, seed)
+        outcomes = open_ended(project, train, val, test, spec)
     qf = _questions(test, spec)
     digest = eval_set_digest(qf.ids, [f"{i}\t{a}" for i, a in zip(qf.ids, qf.answers, strict=True)])
     out: dict[str, Any] = {"metrics": {}, "per_query": {}, "eval_set": {}, "protocol": {}}

@@ -248,10 +248,12 @@ def evaluate(
     seed: int,
     device: str = "cpu",
     evaluation: dict[str, Any] | None = None,
+    val: SplitFeatures | None = None,
 ) -> EvalOutput:
     """All retrieval directions (every offered score, sign-calibrated), classification and QA protocols on the test split.
 
-    `evaluation` (the config's section) adds the robustness levels and the shared re-ranker when set.
+    `evaluation` (the config's section) adds the robustness levels and the shared re-ranker when set; `val`
+    (the validation split) chooses the L2 of linear probes and open-ended QA heads.
     """
     from pmrl_bench.evaluation.calibration import calibrate_scores
 
@@ -274,13 +276,13 @@ def evaluate(
             return embed_rows(heads, modality, split.modalities[modality], device)
 
         for cls_spec in spec.classification:
-            result = evaluate_classification(method, embed, train, test, cls_spec, seed)
+            result = evaluate_classification(method, embed, train, val, test, cls_spec)
             out.update(EvalOutput(**result))
     if spec.qa:
         from pmrl_bench.evaluation.qa import evaluate_qa
 
         for qa_spec in spec.qa:
-            result = evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train, test, qa_spec, seed)
+            result = evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train, val, test, qa_spec)
             out.update(EvalOutput(**result))
     return out
 
@@ -291,26 +293,34 @@ def evaluate_primary(
     heads: ProjectionHeads,
     train: SplitFeatures,
     split: SplitFeatures,
-    seed: int,
     device: str = "cpu",
 ) -> EvalOutput:
-    """Only the task's primary metric (its one direction or protocol, under the method's primary score, signs
-    calibrated on train as at test) on `split`: what validation selects on."""
-    prefix, metric = spec.primary_metric.split("/", 1)
+    """Only the task's selection metric (`spec.selection_metric`: its primary metric, or the `select_on`
+    direction) on `split`: what validation selects on. Retrieval is under the method's primary score with signs
+    calibrated on train as at test; a zero-shot classification or multiple-choice protocol is scored as at test."""
+    prefix, metric = spec.selection_metric.split("/", 1)
+    directions = [*spec.retrieval, *([spec.select_on.direction] if spec.select_on else [])]
     with torch.no_grad():
-        for direction in spec.retrieval:
+        for direction in directions:
             if direction.name == prefix:
                 signs = None
                 if method.sign_invariant:
                     from pmrl_bench.evaluation.calibration import calibrate_scores
 
-                    signs = calibrate_scores(spec, method, heads, train, device).signs_for(direction)
+                    one = spec.model_copy(update={"retrieval": [direction]})
+                    signs = calibrate_scores(one, method, heads, train, device).signs_for(direction)
                 return evaluate_direction(method, heads, split, direction, [metric], device, spec.query_group,
                                           signs, [method.primary_score])
+    for qa_spec in spec.qa:
+        if qa_spec.name == prefix:
+            from pmrl_bench.evaluation.qa import evaluate_qa
+
+            return EvalOutput(**evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train,
+                                            None, split, qa_spec))
     from pmrl_bench.evaluation.classification import evaluate_classification
 
     cls_spec = next(c for c in spec.classification if c.name == prefix)
     result = evaluate_classification(
-        method, lambda m, s: embed_rows(heads, m, s.modalities[m], device), train, split, cls_spec, seed
+        method, lambda m, s: embed_rows(heads, m, s.modalities[m], device), train, None, split, cls_spec
     )
     return EvalOutput(**result)
