@@ -11,7 +11,7 @@ from test_leaderboard import header_cells, section, table_rows
 from pmrl_bench.cli import main
 from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, first_items, single_row_features
 from pmrl_bench.data.items import Question
-from pmrl_bench.data.questions import check_questions
+from pmrl_bench.data.questions import check_questions, check_task_questions
 from pmrl_bench.data.validation import carve_validation
 from pmrl_bench.errors import BenchError
 from pmrl_bench.evaluation.classification import L2_RULE, PROBE_L2_GRID
@@ -161,19 +161,20 @@ def test_empty_answer_vocabulary_is_an_error():
 ])
 def test_bad_questions_name_the_file_and_row(question, message):
     with pytest.raises(BenchError, match=message):
-        check_questions([question], ["v1"], [QASpec(name="mc", mode="multiple_choice", media=["vision"])])
+        check_questions([question], ["v1"], multiple_choice=True)
 
 
 def test_question_types_pick_their_protocol_and_candidate_items_must_exist():
     pick = QASpec(name="pick", mode="multiple_choice", media=["audio"], candidates="vision", qtypes=["pick"])
     open_ = QASpec(name="qa", mode="open_ended", media=["vision"], qtypes=["category"])
-    check_questions([Question("q1", "v1", "which?", 1, ("v2", "v1"), qtype="pick"),
-                     Question("q2", "v1", "what?", "cat", qtype="category")], ["v1", "v2"], [open_, pick])
+    check_task_questions([Question("q1", "v1", "which?", 1, ("v2", "v1"), qtype="pick"),
+                          Question("q2", "v1", "what?", "cat", qtype="category")], ["v1", "v2"], [open_, pick])
     with pytest.raises(BenchError, match="f.csv row 2: candidate item 'v9' is not in the annotations"):
-        check_questions([Question("q1", "v1", "which?", 0, ("v1", "v9"), qtype="pick", where="f.csv row 2")],
-                        ["v1", "v2"], [open_, pick])
+        check_task_questions([Question("q1", "v1", "which?", 0, ("v1", "v9"), qtype="pick", where="f.csv row 2")],
+                             ["v1", "v2"], [open_, pick])
     with pytest.raises(BenchError, match="f.csv row 3: no qa protocol answers question type 'color'"):
-        check_questions([Question("q1", "v1", "what?", "red", qtype="color", where="f.csv row 3")], ["v1"], [open_, pick])
+        check_task_questions([Question("q1", "v1", "what?", "red", qtype="color", where="f.csv row 3")], ["v1"],
+                             [open_, pick])
 
 
 def test_multiple_choice_between_items_scores_their_pictures_against_the_recording():

@@ -33,23 +33,35 @@ def protocol_of(protocols: Sequence[QASpec], question: Question) -> QASpec:
                      f"{question.qtype!r} (qtypes: {[p.qtypes for p in protocols]})")
 
 
-def check_questions(questions: Sequence[Question], item_ids: Sequence[str], protocols: Sequence[QASpec]) -> None:
+def check_question(q: Question, known: set[str], multiple_choice: bool, item_candidates: bool = False) -> None:
     """Refuse, naming the file and row, a question without media, with < 2 candidates, an answer index out of
-    range or a candidate item that is not in the annotations."""
+    range or (`item_candidates`) a candidate item that is not in the annotations."""
+    where = q.where or f"question {q.qid}"
+    if not q.item_id or q.item_id not in known:
+        raise BenchError(f"{where}: question {q.qid!r} has no media (item {q.item_id!r} is not in the annotations)")
+    if multiple_choice:
+        if len(q.candidates) < 2:
+            raise BenchError(f"{where}: a multiple-choice question needs at least 2 candidates, got {len(q.candidates)}")
+        if not isinstance(q.answer, int) or not 0 <= q.answer < len(q.candidates):
+            raise BenchError(f"{where}: answer index {q.answer!r} is out of range for {len(q.candidates)} candidates")
+        unknown = [c for c in q.candidates if c not in known] if item_candidates else []
+        if unknown:
+            raise BenchError(f"{where}: candidate item {unknown[0]!r} is not in the annotations")
+
+
+def check_questions(questions: Sequence[Question], item_ids: Sequence[str], multiple_choice: bool) -> None:
+    """`check_question` on every question of one file (all of one mode, candidates as texts)."""
     known = set(item_ids)
     for q in questions:
-        where = q.where or f"question {q.qid}"
-        if not q.item_id or q.item_id not in known:
-            raise BenchError(f"{where}: question {q.qid!r} has no media (item {q.item_id!r} is not in the annotations)")
+        check_question(q, known, multiple_choice)
+
+
+def check_task_questions(questions: Sequence[Question], item_ids: Sequence[str], protocols: Sequence[QASpec]) -> None:
+    """`check_question` on every question under the protocol that answers it."""
+    known = set(item_ids)
+    for q in questions:
         spec = protocol_of(protocols, q)
-        if spec.mode == "multiple_choice":
-            if len(q.candidates) < 2:
-                raise BenchError(f"{where}: a multiple-choice question needs at least 2 candidates, got {len(q.candidates)}")
-            if not isinstance(q.answer, int) or not 0 <= q.answer < len(q.candidates):
-                raise BenchError(f"{where}: answer index {q.answer!r} is out of range for {len(q.candidates)} candidates")
-            unknown = [c for c in q.candidates if c not in known] if spec.candidates != "text" else []
-            if unknown:
-                raise BenchError(f"{where}: candidate item {unknown[0]!r} is not in the annotations")
+        check_question(q, known, spec.mode == "multiple_choice", spec.candidates != "text")
 
 
 def questions_sha256(questions: Sequence[Question]) -> str:
@@ -63,7 +75,7 @@ def attach_questions(task: TaskSpec, config: dict[str, Any], split: SplitFeature
     """`split` plus the encoded questions (and candidates) of its kept items; checks them first."""
     from pmrl_bench.data.encoding import encode_texts
 
-    check_questions(questions, all_item_ids, task.qa)
+    check_task_questions(questions, all_item_ids, task.qa)
     index = {item: k for k, item in enumerate(split.item_ids)}
     specs = [protocol_of(task.qa, q) for q in questions]
     kept_specs = [(q, p) for q, p in zip(questions, specs, strict=True) if q.item_id in index
