@@ -72,7 +72,7 @@ def test_limited_classification_keeps_every_class():
     test = SplitFeatures(split="test", item_ids=IDS, modalities={"vision": single_row_features(x, IDS)},
                          labels=torch.tensor([0, 1, 0, 2]), label_names=NAMES)
     prompts = with_prompts(test, spec, torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
-    out = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, first_queries(prompts, 3), spec, 0)
+    out = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, None, first_queries(prompts, 3), spec)
     assert out["per_query"]["zs/correct"] == [1, 1, 1] and out["metrics"]["zs/acc"] == 100.0
     assert out["protocol"]["zs"]["n_test"] == 3 and out["protocol"]["zs"]["n_classes"] == 3
 
@@ -80,7 +80,7 @@ def test_limited_classification_keeps_every_class():
 def test_limited_qa_answers_the_first_questions():
     """The hand-checked multiple-choice case of test_qa ([1, 1, 1, 0] over 4 questions), limited to the first 2."""
     spec = QASpec(name="mc", mode="multiple_choice", media=["vision"])
-    out = evaluate_qa(MeanCosine(["text", "vision"]), identity, mc_split(), first_queries(mc_split(), 2), spec, 0)
+    out = evaluate_qa(MeanCosine(["text", "vision"]), identity, mc_split(), None, first_queries(mc_split(), 2), spec)
     assert out["per_query"] == {"mc/correct": [1, 1]} and out["protocol"]["mc"]["n_test"] == 2
     assert split_questions(first_queries(mc_split(), 3)).ids == ("a", "b", "c")
     unlimited = mc_split()

@@ -79,9 +79,9 @@ def test_issue_example_cosine_ranks_the_match_last_without_signs_and_well_with_t
     assert fixed["t2va.sigma1/R@1"] == raw["t2va.sigma1/R@1"]  # sigma_1 does not see signs
     assert cal.protocol["warning"] is None
     # validation (what selection and the tuner read) ranks with the configured score, calibrated as at test
-    assert evaluate_primary(spec, method, heads, tr, te, 0).metrics == {"t2va/R@1": fixed["t2va/R@1"]}
+    assert evaluate_primary(spec, method, heads, tr, te).metrics == {"t2va/R@1": fixed["t2va/R@1"]}
     method.params["score"] = "sigma1"
-    assert evaluate_primary(spec, method, heads, tr, te, 0).metrics == {"t2va/R@1": fixed["t2va.sigma1/R@1"]}
+    assert evaluate_primary(spec, method, heads, tr, te).metrics == {"t2va/R@1": fixed["t2va.sigma1/R@1"]}
     method.params["score"] = "cosine_mean"
     method.sign_invariant = False  # as if pmrl did not declare invariance: the record would say so
     assert "ranks train positives below" in calibrate_scores(spec, method, heads, tr, "cpu").protocol["warning"]
