@@ -123,6 +123,19 @@ class TunePlan:
             for seed in self.final_seeds
         ]
 
+    def check_final_evaluation(self) -> None:
+        """Refuse, before any selection run trains, evaluation-only settings the final runs cannot evaluate (a
+        re-rank depth above the test candidates): the selection runs leave them out, so they are checked here."""
+        from pmrl_bench.evaluation.rerank import check_k
+        from pmrl_bench.plan import RunRequest, plan_run
+        from pmrl_bench.runner import load_features
+
+        if not self.eval_keys:
+            return
+        final = plan_run(RunRequest(task=self.task, method=self.method, seed=self.final_seeds[0],
+                                    results_dir=self.results_dir, overrides=[*self.base, *self.configs[0].items()]))
+        check_k(final.config["evaluation"]["rerank"], load_features(final, "test", "cpu").n_items)
+
     def cost_line(self) -> str:
         """Configurations x seeds x epochs of both stages."""
         from pmrl_bench.config import resolve_config
@@ -164,6 +177,7 @@ def cli_tune(args: argparse.Namespace) -> int:
                      args.seeds, args.results_dir)
     for req in plan.selection_requests():
         plan_run(req)  # every configuration resolves (types, ranges) before anything trains
+    plan.check_final_evaluation()
     check_results_dir(args.results_dir)
     print(plan.cost_line())
     failed = 0

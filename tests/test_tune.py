@@ -162,6 +162,15 @@ def test_tune_sweep_plans_selection_then_finals(tmp_path, capsys):
     assert "selection runs shared with the plain task: rerank, robustness.modality" in capsys.readouterr().out
 
 
+def test_a_rerank_depth_the_final_runs_cannot_use_is_refused_before_selection_trains(tmp_path, capsys):
+    args = ["tune", "--method", "clip", "--results-dir", str(tmp_path), *[f"--set={k}={v}".replace("'", "")
+                                                                           for k, v in SMALL]]
+    assert main([*args, "--set", "rerank.k=129"]) == 2  # SMALL's test split has 128 candidates
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --set evaluation.rerank.k=129: the test split has only 128 candidates; choose k between 1 " \
+                  "and 128" and not any(tmp_path.rglob("*.json"))
+
+
 def test_training_overrides_stay_in_the_selection_runs(tmp_path):
     plain = make_plan("clip", "synthetic", [*SMALL, ("epochs", 2)], [0], [0], str(tmp_path))
     both = make_plan("clip", "synthetic", [*SMALL, ("epochs", 2), ("evaluation.rerank.k", 5), ("rerank.epochs", 1)],
