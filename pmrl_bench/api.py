@@ -71,12 +71,18 @@ def _records(results_dir: Path) -> list[RunResult]:
 
 
 def results_frame(records: Sequence[RunResult]) -> pd.DataFrame:
-    """One row per (record, metric): task, method, config_label, config_hash, seed, run_id, status, metric, value."""
+    """One row per (record, metric): task, method, config_label, regime, config_hash, seed, run_id, status, metric,
+    value (regime: the evaluation regime, derived from the config for records written before it was recorded)."""
     import pandas as pd
 
-    columns = ["task", "method", "config_label", "config_hash", "seed", "run_id", "status", "metric", "value"]
+    from pmrl_bench.results.labels import regime_label
+
+    columns = ["task", "method", "config_label", "regime", "config_hash", "seed", "run_id", "status", "metric",
+               "value"]
     rows = [
-        (r.task, r.method, getattr(r, "config_label", None), r.config_hash, r.seed, r.run_id, r.status, key, value)
+        (r.task, r.method, getattr(r, "config_label", None),
+         r.regime if r.regime is not None else regime_label(r.config.get("evaluation")), r.config_hash, r.seed,
+         r.run_id, r.status, key, value)
         for r in records
         for key, value in r.metrics.items()
     ]

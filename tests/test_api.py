@@ -28,7 +28,8 @@ def test_readme_example_runs_and_returns_records_frame_and_tables(tmp_path, monk
     assert len(list((tmp_path / "my-results").rglob("*.json"))) == 4
     # one row per run x metric, the values of the records
     assert len(frame) == 4 * len(records[0].metrics)
-    assert set(frame.columns) >= {"task", "method", "config_label", "config_hash", "seed", "metric", "value"}
+    assert set(frame.columns) >= {"task", "method", "config_label", "regime", "config_hash", "seed", "metric", "value"}
+    assert set(frame.regime) == {""}  # plain retrieval
     row = frame[(frame.method == "clip") & (frame.seed == 1) & (frame.metric == "t2va/R@1")]
     assert row.value.item() == records[1].metrics["t2va/R@1"]
     synthetic = tables["synthetic"]
