@@ -403,6 +403,9 @@ def test_end_to_end_esc50_and_ucf101(data, tmp_path, tmp_path_factory):
     assert encoded == [("all", "audio"), ("all", "text"), ("class_prompts", "text")]  # the folds choose rows only
     assert main(["data", "check", "--task", "esc50", "--set", f"data_dir={data['esc50']}",
                  "--set", f"cache_dir={tmp_path / 'cache'}", *clap]) == 0  # `all` is what the folds read
+    assert main(["leaderboard", "--results-dir", str(tmp_path / "results_esc50")]) == 0  # one pooled outcome per clip
+    board = (tmp_path / "results_esc50" / "LEADERBOARD_tasks" / "esc50.md").read_text()
+    assert f"{record['metrics']['a_zs/acc']:.1f}" in board and "Queries: 14 (a_probe)" in board
     hub = _run(tmp_path, "esc50-hf", _esc50_hf(data["esc50"], tmp_path / "hf"), clap, method="pmrl")
     assert hub["per_query"] == record["per_query"] and hub["metrics"] == record["metrics"]  # same clips, same outcomes
     clip = ["--set", f"encoders.text.model={models['clip']}", "--set", f"encoders.vision.model={models['clip']}",
