@@ -354,6 +354,9 @@ def test_bad_input_through_the_cli_is_one_line_exit_2_and_writes_nothing(data, t
     assert not list(results.rglob("*.json"))
 
 
+MC_VAL = ["--set", "validation.fraction=0.3"]  # the fixture's train_9k has 4 videos: carve one for validation
+
+
 def test_bad_multiple_choice_row_through_the_cli_names_it_and_writes_nothing(data, tmp_path, tmp_path_factory, capsys):
     import shutil
 
@@ -365,7 +368,7 @@ def test_bad_multiple_choice_row_through_the_cli_names_it_and_writes_nothing(dat
     results = tmp_path / "results"
     assert main(["run", "--method", "clip", "--task", "msrvtt-mc", "--results-dir", str(results), "--set",
                  f"data_dir={root}", "--set", f"cache_dir={tmp_path / 'cache'}",
-                 *encoder_overrides(tiny_models_dir(tmp_path_factory), frames=2), *SMALL_TRAIN]) == 2
+                 *encoder_overrides(tiny_models_dir(tmp_path_factory), frames=2), *SMALL_TRAIN, *MC_VAL]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: MSR_MC_test.csv row 3: answer index 7 is out of range for 5 candidates"
     assert not list(results.rglob("*.json"))
@@ -422,7 +425,7 @@ def test_end_to_end_msrvtt_qa_mc_and_music_avqa(data, tmp_path, tmp_path_factory
     assert record["status"] == "ok" and {"qa/acc", "qa_prior/acc", "qa_qonly/acc"} <= set(record["metrics"])
     assert record["protocol"]["test"]["n_questions"] == 6 and record["protocol"]["test"]["n_questions_dropped"] == 3
     assert set(record["protocol"]["qa"]["acc_by_type"]) == {"what", "who", "how"} and record["protocol"]["qa"]["top_k"] == 1000
-    record = _run(tmp_path, "msrvtt-mc", data["msrvtt"], sets)
+    record = _run(tmp_path, "msrvtt-mc", data["msrvtt"], [*sets, *MC_VAL])
     assert record["status"] == "ok" and len(record["per_query"]["mc/correct"]) == 2  # video6 has no file
     assert record["protocol"]["mc"]["n_candidates"] == 5 and record["protocol"]["train"]["split"] == "train_9k"
     record = _run(tmp_path, "music-avqa", data["music-avqa"], sets)
