@@ -201,6 +201,13 @@ def test_gram_volume_float64_agrees_with_det_to_1e_12(k):
 
 
 @pytest.mark.parametrize("k", [2, 3, 4])
+def test_gram_volume_gradient_matches_finite_differences(k):
+    # the quadratic form's backward is written out (losses._QuadraticForm): checked against finite differences
+    xs = [unit(randn(4 if m == 0 else 5, 6, seed=20 * k + m)).requires_grad_() for m in range(k)]
+    assert torch.autograd.gradcheck(lambda *x: gram_volume(x[0], list(x[1:]), 1e-8), tuple(xs))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
 def test_top_singular_value_degenerate_tuples(k):
     e = torch.eye(6, dtype=torch.float64)
     anchor = torch.stack([e[0], e[0], (e[0] + e[1]) / math.sqrt(2)])

@@ -303,37 +303,71 @@ def _in_place(*xs: Tensor) -> bool:
     return not (torch.is_grad_enabled() and any(x.requires_grad for x in xs))
 
 
+class _QuadraticForm(torch.autograd.Function):
+    """-w^T A w of every pair: w_1..w_n [Nq, Nc] and the entries A_mj (m <= j, row-major) of a symmetric A [1, Nc].
+
+    Forward: row by row of A, k (k - 1) / 2 fused multiply-adds in place (no gradient wanted: a finished
+    w's buffer takes the next row). Backward written out, so the [1, Nc] operands cost one product and
+    one column sum each instead of autograd's broadcast-and-reduce per operation:
+    dw_m = -2 sum_j A_mj G w_j, dA_mj = -(2 - [m = j]) sum_i G w_m w_j.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, n: int, *tensors: Tensor) -> Tensor:
+        w, a = tensors[:n], tensors[n:]
+        index = {mj: i for i, mj in enumerate((m, j) for m in range(n) for j in range(m, n))}
+        reuse = not any(ctx.needs_input_grad)
+        form = spare = None
+        for m in range(n):
+            inner = torch.mul(w[m], -a[index[m, m]], out=spare) if spare is not None else w[m] * -a[index[m, m]]
+            for j in range(m + 1, n):
+                inner.addcmul_(w[j], a[index[m, j]], value=-2)
+            form = inner.mul_(w[m]) if form is None else form.addcmul_(inner, w[m])
+            spare = w[m] if reuse else None  # rows below m use w_j, j > m only
+        ctx.n, ctx.index = n, index
+        ctx.save_for_backward(*tensors)
+        return form
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        n, index, saved = ctx.n, ctx.index, ctx.saved_tensors
+        w, a = saved[:n], saved[n:]
+        gw = [g * x for x in w]
+        d_w = []
+        for m in range(n):
+            total = gw[m] * (-2 * a[index[m, m]])
+            for j in range(n):
+                if j != m:
+                    total.addcmul_(gw[j], a[index[min(m, j), max(m, j)]], value=-2)
+            d_w.append(total)
+        d_a = [(gw[m] * w[j]).sum(0, keepdim=True).mul_(-1 if m == j else -2) if ctx.needs_input_grad[1 + n + i]
+               else None for (m, j), i in index.items()]
+        return None, *d_w, *d_a
+
+
 def _schur_det(anchor: Tensor, parts: Sequence[Tensor], candidate: dict[tuple[int, int], Tensor], eps: float) -> Tensor:
     """det G + eps of every (anchor_i, parts[0]_j, ...) tuple by the Schur form g00 det C - w^T adj(C) w, float64.
 
-    C (the tuple's own Gram block) and its adjugate depend on the candidate only and are computed once
-    ([1, Nc]); per pair there remain the k - 1 products w_m = anchor_i . parts[m]_j (matrix products), the
-    quadratic form (k (k - 1) / 2 fused multiply-adds on [Nq, Nc] tensors) and g00 det C + eps as one rank-2
-    product. Without a gradient to keep, every pass updates a buffer in place (no new [Nq, Nc] tensor after
-    the products), and a w that is no longer needed takes the next row's partial sum.
+    C (the tuple's own Gram block), its determinant and adjugate depend on the candidate only and are
+    computed once ([1, Nc]); per pair there remain the k - 1 products w_m = anchor_i . parts[m]_j (matrix
+    products), the quadratic form (`_QuadraticForm`, k (k - 1) / 2 fused multiply-adds on [Nq, Nc] tensors)
+    and g00 det C + eps as one rank-2 product.
     """
     n = len(parts)
+    full = tuple(range(1, n + 1))
 
-    def cofactor(a: int, b: int) -> Tensor | float:  # (-1)^(a+b) det C without row a, column b (1-based)
-        rows, cols = tuple(i for i in range(1, n + 1) if i != a), tuple(i for i in range(1, n + 1) if i != b)
-        return (-1) ** (a + b) * _minor(entry, rows, cols, memo) if rows else 1.0
+    def cofactor(a: int, b: int) -> Tensor:  # adj(C)_ab = (-1)^(a+b) det C without row b, column a (1-based)
+        rows, cols = tuple(i for i in full if i != b), tuple(i for i in full if i != a)
+        return (-1) ** (a + b) * _minor(entry, rows, cols, memo) if rows else torch.ones_like(candidate[(1, 1)])
 
     memo: dict[Any, Tensor] = {}
     entry = lambda a, b: candidate[(a, b) if a <= b else (b, a)]  # noqa: E731
-    in_place = _in_place(anchor, *parts)
-    mul, fma, mm = ("mul_", "addcmul_", "addmm_") if in_place else ("mul", "addcmul", "addmm")
-    w = [(anchor @ part.T).double() for part in parts]
-    form, spare = None, None  # form: -w^T adj(C) w, accumulated row by row of adj(C)
-    for m in range(1, n + 1):
-        inner = torch.mul(w[m - 1], -cofactor(m, m), out=spare) if spare is not None else w[m - 1] * -cofactor(m, m)
-        for j in range(m + 1, n + 1):
-            inner = getattr(inner, fma)(w[j - 1], -2 * cofactor(m, j))
-        form = getattr(inner, mul)(w[m - 1]) if form is None else getattr(form, fma)(inner, w[m - 1])
-        spare = w[m - 1] if in_place else None  # rows below m use w_j, j > m only
-    det_c = _minor(entry, tuple(range(1, n + 1)), tuple(range(1, n + 1)), memo)
+    adj = [cofactor(m, j) for m in full for j in range(m, n + 1)]
+    form = _QuadraticForm.apply(n, *[(anchor @ part.T).double() for part in parts], *adj)
     g00 = (anchor * anchor).sum(-1, keepdim=True).double()
     left = torch.cat([g00, torch.ones_like(g00)], 1)  # [Nq, 2] @ [2, Nc] = g00 det C + eps
-    return getattr(form, mm)(left, torch.cat([det_c, torch.full_like(det_c, eps)]))
+    right = torch.cat([_minor(entry, full, full, memo), torch.full_like(candidate[(1, 1)], eps)])
+    return form.addmm_(left, right) if _in_place(anchor, *parts) else form.addmm(left, right)
 
 
 def gram_volume(anchor: Tensor, parts: Sequence[Tensor], eps: float = 0.0) -> Tensor:
