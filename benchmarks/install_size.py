@@ -2,7 +2,8 @@
 
 The dependency closure of each requirement set is resolved from the installed distributions' own metadata
 (requirements with their extras and markers, recursively), and each distribution's size is the sum of the
-files its RECORD lists. Nothing is downloaded: the figures are for the versions installed here (torch CPU).
+files its RECORD lists. Nothing is downloaded: the figures are for the versions installed here (torch CPU);
+benchmarks/install_time.py measures the download and install time into fresh venvs.
 
     python benchmarks/install_size.py
 """

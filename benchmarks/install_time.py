@@ -43,7 +43,8 @@ def pip(python: str | Path, *args: str) -> float:
     """Run `python -m pip --isolated ARGS` quietly and return its wall time in seconds (fails loudly)."""
     cert = ["--cert", CERT] if Path(CERT).exists() else []
     t0 = time.perf_counter()
-    subprocess.run([str(python), "-m", "pip", "--isolated", "-q", "--no-cache-dir", *cert, *args], check=True)
+    subprocess.run([str(python), "-m", "pip", "--isolated", "-q", "--no-cache-dir", "--disable-pip-version-check", *cert,
+                    *args], check=True)
     return time.perf_counter() - t0
 
 
