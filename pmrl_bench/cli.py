@@ -6,10 +6,11 @@ import argparse
 import importlib
 import logging
 import os
+import sys
 from collections.abc import Sequence
 
 from pmrl_bench import __version__
-from pmrl_bench.errors import EXIT_ENVIRONMENT, BenchError, EnvironmentFailure
+from pmrl_bench.errors import EXIT_BROKEN_PIPE, EXIT_ENVIRONMENT, BenchError, EnvironmentFailure
 from pmrl_bench.runtime import apply_threads, setup_logging
 
 LOG = logging.getLogger(__name__)
@@ -248,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         LOG.error("interrupted")
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`list | head`): stop quietly, as on SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as exc:  # a folder or file the user pointed at cannot be read or written
         if debug:
             raise

@@ -15,6 +15,7 @@ class EnvironmentFailure(Exception):
 
 
 EXIT_ENVIRONMENT = 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader closed the pipe
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> BenchError:
