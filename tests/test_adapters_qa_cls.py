@@ -227,6 +227,23 @@ def test_music_avqa_reads_the_vast_family_copy(data, tmp_path):
     assert items.items[0].media["audio"] == items.items[0].media["vision"] and not items.missing
 
 
+@pytest.mark.parametrize(("records", "message"), [
+    ([{"video_id": "00000001", "question": ["Is this music?", "How many?"], "answer": ["yes"]}],
+     r"^descs_qa_train.json row 1: 2 questions but 1 answers$"),
+    ([{"video_id": "00000001", "question": "Is this music?", "answer": "yes"}, {"question": "Who?", "answer": "man"}],
+     r"^descs_qa_train.json row 2: question '#0' has no media"),
+    ([{"video_id": "00000001", "question": ["Is this music?"], "answer": [""]}],
+     r"^descs_qa_train.json row 1 question 1: question '00000001#0' has no answer$"),
+])
+def test_bad_vast_qa_records_name_the_file_and_row(records, message, data, tmp_path):
+    root = tmp_path / "music"
+    root.mkdir()
+    (root / "videos").symlink_to(data["music-avqa"] / "videos")
+    (root / "descs_qa_train.json").write_text(json.dumps(records))
+    with pytest.raises(BenchError, match=message):
+        get_adapter("vast_qa")(split="train", dataset="music-avqa", data_dir=str(root))
+
+
 def _rewrite(path: Path, edit) -> None:  # noqa: ANN001 - a function of the parsed rows
     path.write_text(json.dumps(edit(json.loads(path.read_text()))))
 
