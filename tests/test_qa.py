@@ -9,7 +9,13 @@ from records_factory import write
 from test_leaderboard import header_cells, section, table_rows
 
 from pmrl_bench.cli import main
-from pmrl_bench.data.features import QuestionFeatures, SplitFeatures, first_items, single_row_features
+from pmrl_bench.data.features import (
+    QuestionFeatures,
+    SplitFeatures,
+    first_items,
+    kept_questions,
+    single_row_features,
+)
 from pmrl_bench.data.items import Question
 from pmrl_bench.data.questions import check_questions, check_task_questions
 from pmrl_bench.data.validation import carve_validation
@@ -254,3 +260,14 @@ def test_carved_validation_takes_each_question_with_its_item():
     assert sorted(rest.item_ids + val.item_ids) == sorted(split.item_ids)
     limited = first_items(split, 2)
     assert limited.questions.ids == split.item_ids[:2] and limited.questions.item_index.tolist() == [0, 1]
+
+
+def test_kept_questions_drop_a_question_whose_candidate_item_left_and_remap_the_rest():
+    questions = QuestionFeatures(ids=("q0", "q1", "q2", "q3"), item_index=torch.tensor([0, 0, 3, 2]),
+                                 question=torch.arange(4.0).view(4, 1), answers=("0", "1", "0", "x"),
+                                 qtypes=("pick", "pick", "pick", "open"),
+                                 candidate_items=torch.tensor([[0, 2], [0, 1], [3, 0], [-1, -1]]))
+    remap = torch.tensor([0, -1, 1, -1])  # items 0 and 2 kept, as 0 and 1
+    kept = kept_questions(questions, remap)
+    assert kept.ids == ("q0", "q3") and kept.item_index.tolist() == [0, 1]
+    assert kept.candidate_items.tolist() == [[0, 1], [-1, -1]] and kept.question.view(-1).tolist() == [0.0, 3.0]
