@@ -93,6 +93,24 @@ def test_kinds_and_the_entry_rule(suite_results):
     assert entry_of([pmrl["tau1=0.5"]]) is None
 
 
+def test_a_tuned_variant_is_not_the_entry(tmp_path):
+    """A tuning with a fixed setting changed (imagebind anchor=text) stays beside the method's own tuning,
+    even with more seeds; alone, it is the entry."""
+    chosen = {"temperature": 0.1, "learn_temperature": False}
+    for seed in range(3):
+        write(tmp_path, "synthetic", "imagebind", seed, {"t2va/rank": simulated_ranks(100, 0.4, seed)},
+              params=dict(chosen), selection={"chosen": chosen}, config_hash="a" * 16)
+    for seed in range(5):
+        write(tmp_path, "synthetic", "imagebind", seed, {"t2va/rank": simulated_ranks(100, 0.6, seed)},
+              params={"anchor": "text", **chosen}, selection={"chosen": chosen}, config_hash="b" * 16)
+    entities = {e.config_hash[0]: e for e in task_entities(load_runs(tmp_path).runs, "synthetic")}
+    assert entities["a"].kind == entities["b"].kind == "tuned"
+    assert entry_of(list(entities.values())) is entities["a"]
+    assert entities["a"].label == "imagebind"
+    assert entities["b"].label == "imagebind (anchor=text, temperature=0.1, learn_temperature=false)"
+    assert entry_of([entities["b"]]) is entities["b"]
+
+
 def test_suite_ranking_ignores_other_tasks(suite_results, tmp_path):
     out = tmp_path / "lb.md"
     assert lb("--results-dir", str(suite_results), "--out", str(out)) == 0

@@ -24,7 +24,15 @@ from pmrl_bench.metrics import (
     run_metric,
     split_metric,
 )
-from pmrl_bench.results.labels import AD_HOC, DEFAULT, TUNED, derive_label, regime_label, with_regime
+from pmrl_bench.results.labels import (
+    AD_HOC,
+    DEFAULT,
+    TUNED,
+    derive_label,
+    known_defaults,
+    regime_label,
+    with_regime,
+)
 from pmrl_bench.results.record import SCHEMA_VERSION, RunResult, TaskMeta
 from pmrl_bench.safeio import UnsafeFile, read_bytes
 
@@ -405,13 +413,23 @@ def _display_label(e: Entity, entities: Sequence[Entity]) -> str:
     return f"{text} [{e.config_hash[:8]}]" if len(clash) > 1 else text
 
 
+def fixed_overrides(e: Entity) -> int:
+    """How many of an entity's method settings differ from the defaults outside what tuning chose
+    (a tuned `imagebind --set anchor=text` has one: a variant of the method, not its entry)."""
+    first = e.runs[0]
+    chosen = (first.selection or {}).get("chosen") or {}
+    defaults = known_defaults(e.method)
+    return sum(k not in chosen and (k not in defaults or v != defaults[k]) for k, v in first.method_params.items())
+
+
 def entry_of(entities: Sequence[Entity]) -> Entity | None:
     """A method's entry (the protocol's rule): its tuned configuration, else its defaults, in the plain regime
-    before any evaluation regime (re-ranker, robustness); None if neither."""
+    before any evaluation regime (re-ranker, robustness); a tuning of the method as declared (no fixed
+    setting changed) before a tuned variant; None if neither."""
     for plain in (True, False):
         for kind in (TUNED, DEFAULT):
             found = sorted((e for e in entities if e.kind == kind and (e.regime == "") == plain),
-                           key=lambda e: (-len(e.runs), e.config_hash))
+                           key=lambda e: (fixed_overrides(e), -len(e.runs), e.config_hash))
             if found:
                 return found[0]
     return None
