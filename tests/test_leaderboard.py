@@ -196,7 +196,7 @@ def test_task_without_task_file_and_other_outcomes(tmp_path):
     rows = table_rows(text)
     assert rows["gram"][2].endswith("‡") and " ± " not in rows["gram"][2]  # one seed: value only
     across = section(md, "Across tasks")
-    assert "Suite tasks without results here (ranked over the others): synthetic, synthetic-noisy-anchor, tuxpaint" in across
+    assert "Suite tasks without results here (ranked over the others): synthetic, synthetic-noisy-anchor, tuxpaint, synthetic-qa, tuxpaint-mc, tuxpaint-qa, tuxpaint-category" in across
     assert "No task has results on its primary metric: no ranking." in across
     assert not (tmp_path / "LEADERBOARD_cd.png").exists()
 

@@ -116,7 +116,7 @@ def test_suite_ranking_ignores_other_tasks(suite_results, tmp_path):
     assert lb("--results-dir", str(suite_results), "--out", str(out)) == 0
     md = out.read_text(encoding="utf-8")
     across = md.split("## Across tasks\n", 1)[1].split("\n## ", 1)[0]
-    assert "Suite `default` (synthetic, synthetic-noisy-anchor, tuxpaint)" in across
+    assert "Suite `default` (synthetic, synthetic-noisy-anchor, tuxpaint, synthetic-qa, tuxpaint-mc, tuxpaint-qa, tuxpaint-category)" in across
     rows = [ln.split("|")[1].strip() for ln in across.splitlines() if ln.startswith("| ")][1:]
     assert rows == ["gram", "clip", "pmrl"]  # pmrl's entry is its default, not the ad hoc tau1=0.5
     assert "## explore (not in suite `default`)" in md
