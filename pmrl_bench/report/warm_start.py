@@ -15,6 +15,7 @@ import numpy as np
 from tabulate import tabulate
 
 from pmrl_bench.metrics import dense_groups
+from pmrl_bench.report.stats import MIN_SEEDS
 from pmrl_bench.report.stats.multiple import adjust
 from pmrl_bench.report.stats.outcomes import MetricDef, metric_def, per_query_values, split_metric, unit_means
 from pmrl_bench.report.stats.paired import (
@@ -66,9 +67,14 @@ def warm_start_section(entities: Sequence[Entity], primary: str) -> list[str]:
     mdef = metric_def(metric)
     if mdef is None or mdef.is_median:
         return []
-    pairs = [p for e in entities if (p := warm_pair(e, prefix, mdef)) is not None]
-    if not pairs:
+    found = [p for e in entities if (p := warm_pair(e, prefix, mdef)) is not None]
+    pairs = [p for p in found if p.after.n_seeds >= MIN_SEEDS]
+    if not found:
         return []
+    untested = (f"{len(found) - len(pairs)} configuration(s) with fewer than {MIN_SEEDS} seeds (tuning selection "
+                "runs, exploratory runs) are not tested here.")
+    if not pairs:
+        return [f"### Against the warm start: `{primary}`", "", untested]
     test, p_adj = warm_tests(pairs)
     rows = []
     for i, pair in enumerate(pairs):
@@ -81,7 +87,8 @@ def warm_start_section(entities: Sequence[Entity], primary: str) -> list[str]:
         "Each method after its own training against the model right after the shared warm start of the same "
         "runs (`protocol.warm_start.per_query`, same eval set); values ± 95% CI half-width over seeds and "
         "queries; change = method minus warm start with its 95% CI; p = crossed seed x query paired t-test, "
-        "Holm-adjusted over the methods of this task.", "",
+        f"Holm-adjusted over the methods of this task with at least {MIN_SEEDS} seeds.", "",
         tabulate(rows, ["method", "seeds", "warm start", "after training", "change (95% CI)", "p (Holm)"],
                  tablefmt="github"),
+        *([""] + [untested] if len(found) > len(pairs) else []),
     ]
