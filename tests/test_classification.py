@@ -176,6 +176,20 @@ def test_zero_shot_hand_checked_accuracy():
     assert out["protocol"]["zs"]["prompt"] == "a {label}"
 
 
+def test_zero_shot_applies_the_prompts_sign():
+    spec = ClassificationSpec(name="zs", input="vision", mode="zero_shot", prompt="a {label}", prompt_modality="text")
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [1.0, 0.2]])
+    ids = ("a", "b", "c", "d")
+    test = SplitFeatures(split="test", item_ids=ids, modalities={"vision": single_row_features(x, ids)},
+                         labels=torch.tensor([0, 1, 0, 2]), label_names=NAMES)
+    flipped = with_prompts(test, spec, -torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+    raw = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, None, flipped, spec)
+    signed = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, None, flipped, spec,
+                                     {("vision", "text"): -1.0})
+    assert raw["per_query"]["zs/correct"] == [0, 0, 0, 1]  # the flipped prompts pick the wrong classes
+    assert signed["per_query"]["zs/correct"] == [1, 1, 1, 0] and signed["protocol"]["zs"]["sign"] == -1.0
+
+
 def test_zero_shot_without_prompt_features_is_a_one_line_error():
     spec = ClassificationSpec(name="zs", input="vision", mode="zero_shot")
     with pytest.raises(BenchError, match="class-prompt features"):

@@ -81,6 +81,20 @@ def test_multiple_choice_record_parts_hand_checked():
     assert out["protocol"]["mc"]["n_candidates"] == 3 and set(out["eval_set"]) == {"mc"}
 
 
+def test_multiple_choice_applies_the_media_signs():
+    """A sign-invariant method's media that came out flipped against the text: every answer is the wrong one
+    until the calibrated sign (-1) turns them back; the record keeps the sign."""
+    spec = QASpec(name="mc", mode="multiple_choice", media=["vision"])
+    flipped = mc_split()
+    flipped.modalities["vision"].values.neg_()
+    raw = evaluate_qa(MeanCosine(["text", "vision"]), identity, flipped, None, flipped, spec)
+    signed = evaluate_qa(MeanCosine(["text", "vision"]), identity, flipped, None, flipped, spec,
+                         {("text", "vision"): -1.0})
+    assert raw["per_query"] == {"mc/correct": [0, 0, 0, 0]}
+    assert signed["per_query"] == {"mc/correct": [1, 1, 1, 0]}  # = the unflipped hand-checked case
+    assert (raw["protocol"]["mc"]["signs"], signed["protocol"]["mc"]["signs"]) == ({"vision": 1.0}, {"vision": -1.0})
+
+
 def test_answer_vocabulary_is_the_top_k_by_frequency_then_alphabet_and_oov_is_minus_one():
     answers = ["b", "a", "c", "a", "b", "d"]
     assert answer_vocabulary(answers, 2) == ("a", "b")
@@ -227,7 +241,7 @@ def test_leaderboard_and_compare_treat_qa_correctness_like_classification(tmp_pa
             write(tmp_path, "synthetic-qa", method, seed, {"qa/correct": rng.random(300) < p, "qa_prior/correct": prior,
                                                            "qa_qonly/correct": qonly}, task_meta=meta)
     assert main(["leaderboard", "--results-dir", str(tmp_path)]) == 0
-    text = section((tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8"), "synthetic-qa (not in suite `default`)")
+    text = section((tmp_path / "LEADERBOARD.md").read_text(encoding="utf-8"), "synthetic-qa")
     assert header_cells(text) == ["method", "config", "n", "qa acc", "qa_prior acc", "qa_qonly acc"]
     assert list(table_rows(text)) == ["pmrl", "clip", "gram"]  # by the primary metric qa/acc
     assert " ± " in table_rows(text)["pmrl"][2]

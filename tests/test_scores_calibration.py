@@ -10,7 +10,7 @@ from pmrl_bench.config import resolve_config
 from pmrl_bench.data.features import single_row_features
 from pmrl_bench.data.load import load_split
 from pmrl_bench.errors import BenchError
-from pmrl_bench.evaluation.calibration import calibrate_scores
+from pmrl_bench.evaluation.calibration import calibrate_scores, train_signs, zero_shot_pairs
 from pmrl_bench.evaluation.retrieval import evaluate_direction, evaluate_primary
 from pmrl_bench.evaluation.signs import first_rows, pair_cosines, positive_percentile, sign_of
 from pmrl_bench.registry import get_method
@@ -85,6 +85,24 @@ def test_issue_example_cosine_ranks_the_match_last_without_signs_and_well_with_t
     method.params["score"] = "cosine_mean"
     method.sign_invariant = False  # as if pmrl did not declare invariance: the record would say so
     assert "ranks train positives below" in calibrate_scores(spec, method, heads, tr, "cpu").protocol["warning"]
+
+
+def test_zero_shot_protocols_get_the_signs_retrieval_calibrates():
+    """The pairs that zero-shot classification and multiple choice score, and their signs from the same train
+    positives as retrieval's (the issue's example: text-vision -1 at seed 0); methods that see signs keep +1."""
+    spec, method, heads, tr, _ = _trained("pmrl", 0, tau1=0.5, tau2=0.03, score="cosine_mean")
+    cal = calibrate_scores(spec, method, heads, tr, "cpu")
+    pairs = [("text", "vision"), ("text", "audio"), ("vision", "text")]
+    signs = train_signs(method, heads, tr, pairs, "cpu")
+    assert signs[("text", "vision")] == cal.signs[("text", "vision")] == -1.0
+    assert signs[("text", "audio")] == cal.signs[("text", "audio")] and signs[("vision", "text")] == -1.0
+    assert train_signs(method, heads, tr, [("text", "subtitles")], "cpu") == {("text", "subtitles"): 1.0}
+    clip = get_method("clip")(spec.modalities)
+    assert set(train_signs(clip, heads, tr, pairs, "cpu").values()) == {1.0}
+    qa = load_task("tuxpaint-qa")
+    assert zero_shot_pairs(qa) == [("vision", "audio")]  # pick: candidate pictures against the recording
+    assert zero_shot_pairs(load_task("tuxpaint-mc")) == [("text", "audio"), ("text", "vision")]
+    assert zero_shot_pairs(load_task("tuxpaint-category")) == [("audio", "text"), ("vision", "text")]
 
 
 def test_flipping_one_modality_changes_the_sign_not_the_metrics():

@@ -38,6 +38,33 @@ class Calibration:
 
 
 @torch.no_grad()
+def zero_shot_pairs(spec: TaskSpec) -> list[tuple[str, str]]:
+    """(query, candidate) modality pairs that zero-shot protocols score with the method's similarity: each
+    zero-shot classification's input against its prompts, each multiple-choice question's candidates against
+    its media."""
+    pairs = {(c.input, c.prompt_modality) for c in spec.classification if c.mode == "zero_shot"}
+    pairs |= {(q.candidates, m) for q in spec.qa if q.mode == "multiple_choice" for m in q.media}
+    return sorted(pairs)
+
+
+@torch.no_grad()
+def train_signs(
+    method: Method, heads: ProjectionHeads, train: SplitFeatures, pairs: list[tuple[str, str]], device: str
+) -> dict[tuple[str, str], float]:
+    """Sign of each (query, candidate) modality pair from the train positives, as retrieval calibrates; 1.0 for a
+    method whose objective sees signs, or a pair with a modality the train split lacks."""
+    signs = {pair: 1.0 for pair in pairs}
+    if not method.sign_invariant:
+        return signs
+    for q, m in pairs:
+        if q in train.modalities and m in train.modalities:
+            qe, me = (unit(embed_rows(heads, x, train.modalities[x], device)).cpu() for x in (q, m))
+            pos, _ = pair_cosines(qe, train.modalities[q].item_index, me, train.modalities[m].item_index)
+            signs[(q, m)] = sign_of(pos)
+    return signs
+
+
+@torch.no_grad()
 def calibrate_scores(
     spec: TaskSpec, method: Method, heads: ProjectionHeads, train: SplitFeatures, device: str
 ) -> Calibration:

@@ -156,8 +156,10 @@ def linear_probe(embed: Embed, train: SplitFeatures, val: SplitFeatures | None, 
     return pred == _row_labels(test, spec.input, spec.name), settings
 
 
-def zero_shot(method: Method, embed: Embed, test: SplitFeatures, spec: ClassificationSpec) -> tuple[Tensor, dict[str, Any]]:
-    """Per-row correctness of the best-scoring class prompt under the method's similarity."""
+def zero_shot(method: Method, embed: Embed, test: SplitFeatures, spec: ClassificationSpec,
+              sign: float = 1.0) -> tuple[Tensor, dict[str, Any]]:
+    """Per-row correctness of the best-scoring class prompt under the method's similarity, the prompts' sign
+    relative to the input calibrated on train for a sign-invariant method (`sign`)."""
     prompts = test.modalities.get(prompt_key(spec))
     if prompts is None:
         raise BenchError(f"zero-shot {spec.name!r}: the test split carries no class-prompt features "
@@ -165,26 +167,29 @@ def zero_shot(method: Method, embed: Embed, test: SplitFeatures, spec: Classific
     prompt_split = SplitFeatures(split="class_prompts", item_ids=tuple(test.label_names),
                                  modalities={spec.prompt_modality: prompts})
     with torch.no_grad():
-        candidates = {spec.prompt_modality: embed(spec.prompt_modality, prompt_split)}
+        candidates = {spec.prompt_modality: embed(spec.prompt_modality, prompt_split) * sign}
         query = embed(spec.input, test)
         scores = torch.cat([method.similarity({spec.input: query[i : i + 4096]}, candidates)
                             for i in range(0, len(query), 4096)])
     if scores.shape != (len(query), len(test.label_names)):
         raise RuntimeError(f"similarity returned shape {tuple(scores.shape)}, expected {(len(query), len(test.label_names))}")
-    settings = {"prompt": spec.prompt, "prompt_modality": spec.prompt_modality, "score": "method.similarity"}
+    settings = {"prompt": spec.prompt, "prompt_modality": spec.prompt_modality, "score": "method.similarity",
+                "sign": sign}
     return scores.argmax(dim=1).cpu() == _row_labels(test, spec.input, spec.name), settings
 
 
 def evaluate_classification(method: Method, embed: Embed, train: SplitFeatures, val: SplitFeatures | None,
-                            test: SplitFeatures, spec: ClassificationSpec) -> dict[str, Any]:
+                            test: SplitFeatures, spec: ClassificationSpec,
+                            signs: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
     """Accuracy, per-row correctness, eval-set digest and protocol of one classification protocol (on the first
-    `max_queries` input rows of the test and validation splits in a `--limit` run; every class stays)."""
+    `max_queries` input rows of the test and validation splits in a `--limit` run; every class stays); `signs`
+    (calibration.train_signs) orient a zero-shot protocol's prompts."""
     test = query_rows(test, spec.input)
     val = None if val is None else query_rows(val, spec.input)
     if spec.mode == "linear_probe":
         correct, settings = linear_probe(embed, train, val, test, spec)
     else:
-        correct, settings = zero_shot(method, embed, test, spec)
+        correct, settings = zero_shot(method, embed, test, spec, (signs or {}).get((spec.input, spec.prompt_modality), 1.0))
     outcome = correct.to(torch.int64).numpy()
     row_ids = test.modalities[spec.input].row_ids
     return {

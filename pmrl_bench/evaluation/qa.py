@@ -85,8 +85,10 @@ def mc_correct(scores: Tensor, answer: Tensor) -> Tensor:
     return (right.squeeze(1) > others.max(dim=1).values)
 
 
-def multiple_choice(method: Method, project: Project, test: SplitFeatures, spec: QASpec) -> tuple[Tensor, dict[str, Any]]:
-    """Per-question correctness of zero-shot multiple choice and its settings."""
+def multiple_choice(method: Method, project: Project, test: SplitFeatures, spec: QASpec,
+                    signs: dict[tuple[str, str], float] | None = None) -> tuple[Tensor, dict[str, Any]]:
+    """Per-question correctness of zero-shot multiple choice and its settings; `signs` (calibration.train_signs)
+    orient each media modality relative to the candidates' modality."""
     qf = _questions(test, spec)
     with torch.no_grad():
         if spec.candidates == "text":
@@ -100,10 +102,13 @@ def multiple_choice(method: Method, project: Project, test: SplitFeatures, spec:
             n_c = qf.candidate_items.shape[1]
             cands = _media(project, test, spec.model_copy(update={"media": [spec.candidates]}),
                            qf.candidate_items.reshape(-1))[spec.candidates].reshape(len(qf.ids), n_c, -1)
-        scores = mc_scores(method, cands, _media(project, test, spec, qf.item_index), modality=spec.candidates)
+        media_signs = {m: (signs or {}).get((spec.candidates, m), 1.0) for m in spec.media}
+        media = {m: v * media_signs[m] for m, v in _media(project, test, spec, qf.item_index).items()}
+        scores = mc_scores(method, cands, media, modality=spec.candidates)
     answer = torch.tensor([int(a) for a in qf.answers], dtype=torch.long)
     settings = {"n_candidates": n_c, "candidates": spec.candidates, "prepend_question": spec.prepend_question,
-                "score": "method.similarity", "tie_rule": MC_TIE_RULE, "qtypes": list(spec.qtypes)}
+                "score": "method.similarity", "signs": media_signs, "tie_rule": MC_TIE_RULE,
+                "qtypes": list(spec.qtypes)}
     return mc_correct(scores.cpu(), answer), settings
 
 
@@ -200,12 +205,13 @@ def open_ended(project: Project, train: SplitFeatures, val: SplitFeatures | None
 
 
 def evaluate_qa(method: Method, project: Project, train: SplitFeatures, val: SplitFeatures | None,
-                test: SplitFeatures, spec: QASpec) -> dict[str, Any]:
-    """Metrics, per-question correctness, eval-set digests and protocol of one QA protocol (and its baselines)."""
+                test: SplitFeatures, spec: QASpec, signs: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
+    """Metrics, per-question correctness, eval-set digests and protocol of one QA protocol (and its baselines);
+    `signs` (calibration.train_signs) orient a multiple-choice protocol's media."""
     from pmrl_bench.evaluation.retrieval import eval_set_digest
 
     if spec.mode == "multiple_choice":
-        outcomes = {spec.name: multiple_choice(method, project, test, spec)}
+        outcomes = {spec.name: multiple_choice(method, project, test, spec, signs)}
     else:
         outcomes = open_ended(project, train, val, test, spec)
     qf = _questions(test, spec)

@@ -255,9 +255,10 @@ def evaluate(
     `evaluation` (the config's section) adds the robustness levels and the shared re-ranker when set; `val`
     (the validation split) chooses the L2 of linear probes and open-ended QA heads.
     """
-    from pmrl_bench.evaluation.calibration import calibrate_scores
+    from pmrl_bench.evaluation.calibration import calibrate_scores, train_signs, zero_shot_pairs
 
     out = EvalOutput(protocol={"tie_rule": TIE_RULE, "split": spec.splits["test"]})
+    zs_signs = train_signs(method, heads, train, zero_shot_pairs(spec), device)
     with torch.no_grad():
         calibration = calibrate_scores(spec, method, heads, train, device) if spec.retrieval else None
         if calibration is not None:
@@ -276,13 +277,14 @@ def evaluate(
             return embed_rows(heads, modality, split.modalities[modality], device)
 
         for cls_spec in spec.classification:
-            result = evaluate_classification(method, embed, train, val, test, cls_spec)
+            result = evaluate_classification(method, embed, train, val, test, cls_spec, zs_signs)
             out.update(EvalOutput(**result))
     if spec.qa:
         from pmrl_bench.evaluation.qa import evaluate_qa
 
         for qa_spec in spec.qa:
-            result = evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train, val, test, qa_spec)
+            result = evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train, val, test, qa_spec,
+                                 zs_signs)
             out.update(EvalOutput(**result))
     return out
 
@@ -311,16 +313,19 @@ def evaluate_primary(
                     signs = calibrate_scores(one, method, heads, train, device).signs_for(direction)
                 return evaluate_direction(method, heads, split, direction, [metric], device, spec.query_group,
                                           signs, [method.primary_score])
+    from pmrl_bench.evaluation.calibration import train_signs, zero_shot_pairs
+
+    signs = train_signs(method, heads, train, zero_shot_pairs(spec), device)
     for qa_spec in spec.qa:
         if qa_spec.name == prefix:
             from pmrl_bench.evaluation.qa import evaluate_qa
 
             return EvalOutput(**evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train,
-                                            None, split, qa_spec))
+                                            None, split, qa_spec, signs))
     from pmrl_bench.evaluation.classification import evaluate_classification
 
     cls_spec = next(c for c in spec.classification if c.name == prefix)
     result = evaluate_classification(
-        method, lambda m, s: embed_rows(heads, m, s.modalities[m], device), train, None, split, cls_spec
+        method, lambda m, s: embed_rows(heads, m, s.modalities[m], device), train, None, split, cls_spec, signs
     )
     return EvalOutput(**result)
