@@ -162,29 +162,32 @@ def with_prompts(split: SplitFeatures, spec: ClassificationSpec, prompt_vectors:
                          labels=split.labels, label_names=split.label_names)
 
 
-def test_zero_shot_hand_checked_accuracy():
-    spec = ClassificationSpec(name="zs", input="vision", mode="zero_shot", prompt="a {label}", prompt_modality="text")
+ZS_SPEC = ClassificationSpec(name="zs", input="vision", mode="zero_shot", prompt="a {label}", prompt_modality="text")
+ZS_PROMPTS = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+
+
+def zero_shot_test_split() -> SplitFeatures:
+    """Four vision rows with hand-checked nearest prompts: classes 0, 1, 0, and a class-2 row nearest class 0."""
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [1.0, 0.2]])
     ids = ("a", "b", "c", "d")
-    test = SplitFeatures(split="test", item_ids=ids, modalities={"vision": single_row_features(x, ids)},
+    return SplitFeatures(split="test", item_ids=ids, modalities={"vision": single_row_features(x, ids)},
                          labels=torch.tensor([0, 1, 0, 2]), label_names=NAMES)
-    prompts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+
+
+def test_zero_shot_hand_checked_accuracy():
+    test = zero_shot_test_split()
     out = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, None,
-                                  with_prompts(test, spec, prompts), spec)
+                                  with_prompts(test, ZS_SPEC, ZS_PROMPTS), ZS_SPEC)
     assert out["per_query"]["zs/correct"] == [1, 1, 1, 0]
     assert out["metrics"]["zs/acc"] == 75.0
     assert out["protocol"]["zs"]["prompt"] == "a {label}"
 
 
 def test_zero_shot_applies_the_prompts_sign():
-    spec = ClassificationSpec(name="zs", input="vision", mode="zero_shot", prompt="a {label}", prompt_modality="text")
-    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [1.0, 0.2]])
-    ids = ("a", "b", "c", "d")
-    test = SplitFeatures(split="test", item_ids=ids, modalities={"vision": single_row_features(x, ids)},
-                         labels=torch.tensor([0, 1, 0, 2]), label_names=NAMES)
-    flipped = with_prompts(test, spec, -torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
-    raw = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, None, flipped, spec)
-    signed = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, None, flipped, spec,
+    test = zero_shot_test_split()
+    flipped = with_prompts(test, ZS_SPEC, -ZS_PROMPTS)
+    raw = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, None, flipped, ZS_SPEC)
+    signed = evaluate_classification(Cosine(["vision", "text"]), identity_embed, test, None, flipped, ZS_SPEC,
                                      {("vision", "text"): -1.0})
     assert raw["per_query"]["zs/correct"] == [0, 0, 0, 1]  # the flipped prompts pick the wrong classes
     assert signed["per_query"]["zs/correct"] == [1, 1, 1, 0] and signed["protocol"]["zs"]["sign"] == -1.0
