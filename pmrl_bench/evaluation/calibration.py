@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from pmrl_bench.data.features import SplitFeatures
 from pmrl_bench.evaluation.retrieval import embed_rows, offered_scores, score_function
@@ -16,7 +17,7 @@ from pmrl_bench.evaluation.signs import (
     positive_percentile,
     sign_of,
 )
-from pmrl_bench.task import RetrievalDirection, TaskSpec
+from pmrl_bench.task import ClassificationSpec, QASpec, RetrievalDirection, TaskSpec
 from pmrl_bench.train.heads import ProjectionHeads
 from pmrl_bench.train.losses import unit
 from pmrl_bench.train.method import Method
@@ -37,14 +38,30 @@ class Calibration:
         return {m: self.signs.get((q, m), 1.0) for m in direction.candidates}
 
 
-@torch.no_grad()
+def protocol_pairs(protocol: ClassificationSpec | QASpec) -> list[tuple[str, str]]:
+    """(query, candidate) modality pairs a zero-shot protocol scores with the method's similarity: a zero-shot
+    classification's input against its prompts, a multiple-choice question's candidates against its media;
+    none for a fitted head (linear probe, open-ended QA)."""
+    if isinstance(protocol, ClassificationSpec):
+        return [(protocol.input, protocol.prompt_modality)] if protocol.mode == "zero_shot" else []
+    return [(protocol.candidates, m) for m in protocol.media] if protocol.mode == "multiple_choice" else []
+
+
 def zero_shot_pairs(spec: TaskSpec) -> list[tuple[str, str]]:
-    """(query, candidate) modality pairs that zero-shot protocols score with the method's similarity: each
-    zero-shot classification's input against its prompts, each multiple-choice question's candidates against
-    its media."""
-    pairs = {(c.input, c.prompt_modality) for c in spec.classification if c.mode == "zero_shot"}
-    pairs |= {(q.candidates, m) for q in spec.qa if q.mode == "multiple_choice" for m in q.media}
-    return sorted(pairs)
+    """The pairs of every zero-shot protocol of the task (`protocol_pairs`)."""
+    return sorted({pair for protocol in (*spec.classification, *spec.qa) for pair in protocol_pairs(protocol)})
+
+
+def _pair_cosine_means(
+    heads: ProjectionHeads, train: SplitFeatures, pairs: list[tuple[str, str]], device: str
+) -> tuple[dict[str, Tensor], dict[tuple[str, str], tuple[float, float]]]:
+    """Unit train embeddings of the pairs' modalities (each embedded once) and the (mean positive, mean
+    negative) cosine of each pair."""
+    mods = sorted({m for pair in pairs for m in pair})
+    emb = {m: unit(embed_rows(heads, m, train.modalities[m], device)).cpu() for m in mods}
+    cosines = {(q, m): pair_cosines(emb[q], train.modalities[q].item_index, emb[m], train.modalities[m].item_index)
+               for q, m in pairs}
+    return emb, cosines
 
 
 @torch.no_grad()
@@ -54,13 +71,10 @@ def train_signs(
     """Sign of each (query, candidate) modality pair from the train positives, as retrieval calibrates; 1.0 for a
     method whose objective sees signs, or a pair with a modality the train split lacks."""
     signs = {pair: 1.0 for pair in pairs}
-    if not method.sign_invariant:
-        return signs
-    for q, m in pairs:
-        if q in train.modalities and m in train.modalities:
-            qe, me = (unit(embed_rows(heads, x, train.modalities[x], device)).cpu() for x in (q, m))
-            pos, _ = pair_cosines(qe, train.modalities[q].item_index, me, train.modalities[m].item_index)
-            signs[(q, m)] = sign_of(pos)
+    if method.sign_invariant:
+        present = [(q, m) for q, m in pairs if q in train.modalities and m in train.modalities]
+        _, cosines = _pair_cosine_means(heads, train, present, device)
+        signs.update({pair: sign_of(pos) for pair, (pos, _) in cosines.items()})
     return signs
 
 
@@ -70,11 +84,10 @@ def calibrate_scores(
 ) -> Calibration:
     """Signs (applied only for sign-invariant methods), mean positive/negative cosine per pair, train check."""
     pairs = sorted({(d.query[0], m) for d in spec.retrieval for m in d.candidates})
-    mods = sorted({m for pair in pairs for m in pair})
-    emb = {m: unit(embed_rows(heads, m, train.modalities[m], device)).cpu() for m in mods}
+    emb, cosines = _pair_cosine_means(heads, train, pairs, device)
+    mods = sorted(emb)
     stats, signs = {}, {}
-    for q, m in pairs:
-        pos, neg = pair_cosines(emb[q], train.modalities[q].item_index, emb[m], train.modalities[m].item_index)
+    for (q, m), (pos, neg) in cosines.items():
         sign = sign_of(pos) if method.sign_invariant else 1.0
         signs[(q, m)] = sign
         stats[f"{q}-{m}"] = {"sign": sign, "pos_cos": pos, "neg_cos": neg}

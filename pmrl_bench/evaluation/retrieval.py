@@ -313,18 +313,19 @@ def evaluate_primary(
                     signs = calibrate_scores(one, method, heads, train, device).signs_for(direction)
                 return evaluate_direction(method, heads, split, direction, [metric], device, spec.query_group,
                                           signs, [method.primary_score])
-    from pmrl_bench.evaluation.calibration import train_signs, zero_shot_pairs
+    from pmrl_bench.evaluation.calibration import protocol_pairs, train_signs
 
-    signs = train_signs(method, heads, train, zero_shot_pairs(spec), device)
     for qa_spec in spec.qa:
         if qa_spec.name == prefix:
             from pmrl_bench.evaluation.qa import evaluate_qa
 
+            signs = train_signs(method, heads, train, protocol_pairs(qa_spec), device)
             return EvalOutput(**evaluate_qa(method, lambda m, rows: project_rows(heads, m, rows, device), train,
                                             None, split, qa_spec, signs))
     from pmrl_bench.evaluation.classification import evaluate_classification
 
     cls_spec = next(c for c in spec.classification if c.name == prefix)
+    signs = train_signs(method, heads, train, protocol_pairs(cls_spec), device)
     result = evaluate_classification(
         method, lambda m, s: embed_rows(heads, m, s.modalities[m], device), train, None, split, cls_spec, signs
     )

@@ -68,9 +68,9 @@ def warm_start_section(entities: Sequence[Entity], primary: str) -> list[str]:
     if mdef is None or mdef.is_median:
         return []
     found = [p for e in entities if (p := warm_pair(e, prefix, mdef)) is not None]
-    pairs = [p for p in found if p.after.n_seeds >= MIN_SEEDS]
     if not found:
         return []
+    pairs = [p for p in found if p.after.n_seeds >= MIN_SEEDS]
     untested = (f"{len(found) - len(pairs)} configuration(s) with fewer than {MIN_SEEDS} seeds (tuning selection "
                 "runs, exploratory runs) are not tested here.")
     if not pairs:

@@ -34,10 +34,15 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def label_from(params: dict[str, Any], defaults: dict[str, Any]) -> str:
-    """'k=v, ...' for the parameters that differ from the defaults (defaults' order, then the others sorted)."""
+def changed_keys(params: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    """The parameters that differ from the defaults or have none (defaults' order, then the others sorted)."""
     keys = [k for k in defaults if k in params] + sorted(k for k in params if k not in defaults)
-    return ", ".join(f"{k}={_value_text(params[k])}" for k in keys if k not in defaults or params[k] != defaults[k])
+    return [k for k in keys if k not in defaults or params[k] != defaults[k]]
+
+
+def label_from(params: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """'k=v, ...' for the parameters that differ from the defaults (`changed_keys`)."""
+    return ", ".join(f"{k}={_value_text(params[k])}" for k in changed_keys(params, defaults))
 
 
 def derive_label(method: str, params: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from pmrl_bench.results.labels import (
     AD_HOC,
     DEFAULT,
     TUNED,
+    changed_keys,
     derive_label,
     known_defaults,
     regime_label,
@@ -418,8 +419,7 @@ def fixed_overrides(e: Entity) -> int:
     (a tuned `imagebind --set anchor=text` has one: a variant of the method, not its entry)."""
     first = e.runs[0]
     chosen = (first.selection or {}).get("chosen") or {}
-    defaults = known_defaults(e.method)
-    return sum(k not in chosen and (k not in defaults or v != defaults[k]) for k, v in first.method_params.items())
+    return sum(k not in chosen for k in changed_keys(first.method_params, known_defaults(e.method)))
 
 
 def entry_of(entities: Sequence[Entity]) -> Entity | None:
