@@ -21,9 +21,10 @@ def test_list_shows_methods_and_tasks_without_importing_torch():
     assert "TORCH False" in out
 
 
-def test_list_into_a_closed_pipe_stops_quietly():
+def test_list_into_a_closed_pipe_stops_quietly(tmp_path):
     """`list | true`: the reader is gone before anything is written; no error line, the shell's SIGPIPE status."""
-    script = f"{sys.executable} -m pmrl_bench list 2>err.txt | true; echo ${{PIPESTATUS[0]}}; cat err.txt"
+    err = tmp_path / "err.txt"
+    script = f"{sys.executable} -m pmrl_bench list 2>{err} | true; echo ${{PIPESTATUS[0]}}; cat {err}"
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120).stdout.splitlines()
     assert out == ["141"], out
 
