@@ -51,7 +51,7 @@ def gram_volume_before(anchor, parts, eps=0.0):
     k, candidate = 1 + len(parts), losses._candidate_gram(parts)
 
     def chunk(a):
-        det = losses._minor(losses._tuple_gram(a, parts, candidate), tuple(range(k)), tuple(range(k)), {})
+        det = losses._minor(losses._entries(losses._tuple_gram(a, torch.cat(parts), candidate)), tuple(range(k)), tuple(range(k)), {})
         return (det.clamp_min(0) + eps).sqrt().to(anchor.dtype)
 
     return losses.query_chunks(chunk, anchor, parts[0].shape[0])

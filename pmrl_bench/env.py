@@ -11,6 +11,7 @@ from typing import Any
 
 from pmrl_bench import __version__
 from pmrl_bench.paths import ROOT
+from pmrl_bench.runtime import compile_requested
 
 PACKAGES = ("numpy", "scipy", "torch", "transformers", "datasets", "safetensors", "av", "soundfile", "soxr", "submitit")
 
@@ -69,4 +70,5 @@ def environment(device: str) -> dict[str, Any]:
         "pmrl_bench": __version__,
         "packages": {name: _version(name) for name in PACKAGES},
         "torch_threads": torch.get_num_threads(),
+        "compile": compile_requested(),
     }

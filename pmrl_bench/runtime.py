@@ -1,4 +1,4 @@
-"""Process-wide runtime settings: torch's thread count, log verbosity, and progress reporting."""
+"""Process-wide runtime settings: torch's thread count, compiled kernels, log verbosity, and progress reporting."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from pmrl_bench.errors import BenchError
 
 LOG = logging.getLogger("pmrl_bench")
 PROGRESS_EVERY_S = 30.0  # seconds between progress log lines when stderr is not a terminal
+COMPILE_ENV = "PMRL_BENCH_COMPILE"  # 1: per-pair closed forms run as compiled kernels (`fused`)
+
+Fn = TypeVar("Fn", bound=Callable[..., Any])
+_COMPILED: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
 def allotted_cpus(environ: Mapping[str, str] | None = None) -> int:
@@ -39,6 +43,40 @@ def apply_threads(threads: int | None) -> int:
     torch.set_num_threads(n)
     LOG.debug("torch threads: %d (allotted CPUs: %d)", n, allotted_cpus())
     return n
+
+
+def compile_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether PMRL_BENCH_COMPILE asks for compiled kernels (set by `--compile`; jobs a sweep starts inherit it)."""
+    return (os.environ if environ is None else environ).get(COMPILE_ENV, "") not in ("", "0")
+
+
+def fused(fn: Fn) -> Fn:
+    """`fn` as one torch.compile kernel when PMRL_BENCH_COMPILE=1, else `fn` itself.
+
+    Compiled once per process (dynamic shapes: chunk sizes vary). A backend that cannot build it (no C++
+    compiler, no Triton) falls back to `fn` for the rest of the process with one warning; the results agree
+    to float rounding either way (tests/test_sigma1_accuracy.py).
+    """
+    if not compile_requested():
+        return fn
+
+    def call(*args: Any) -> Any:
+        if fn not in _COMPILED:
+            import torch
+
+            _COMPILED[fn] = torch.compile(fn, dynamic=True)
+        try:
+            return _COMPILED[fn](*args)
+        except Exception as exc:  # noqa: BLE001  (any backend failure: compute eagerly instead)
+            if _COMPILED[fn] is fn:
+                raise
+            reason = next(iter(str(exc).strip().splitlines()), "")[:200]
+            LOG.warning("warning: %s=1 but torch.compile cannot build %s (%s: %s); computing it eagerly",
+                        COMPILE_ENV, fn.__name__, type(exc).__name__, reason)
+            _COMPILED[fn] = fn
+            return fn(*args)
+
+    return call  # type: ignore[return-value]
 
 
 class _Stderr(logging.Handler):

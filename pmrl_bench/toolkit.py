@@ -6,7 +6,8 @@ use themselves:
 * `Method` (subclass it; declare `defaults`, `modality_counts`, `stochastic`) and `register_method("name")`.
 * `unit(x)`: rows L2-normalised in float32 at least; `present_modalities(z, modalities, name)`.
 * `anchor_and_tuple(query, candidates)`: the one-modality side of a similarity call and the tuple side.
-* `query_chunks(fn, anchor, n_cols)`: chunked `[Nq, Nc]` pairwise scores (bounded memory).
+* `query_chunks(fn, anchor, n_cols)`: chunked `[Nq, Nc]` pairwise scores (bounded memory); `fused(fn)`: `fn`
+  as one compiled kernel under `--compile` (torch.compile; eager with one warning where it cannot build).
 * Small Gram matrices in closed form: `gram_volume` (sqrt det), `top_singular_value` (sqrt of the largest
   eigenvalue), `leading_spectrum` (all singular values and u_1 with a guarded backward), `cosine_mean`.
 * InfoNCE: `symmetric_info_nce` (modality pairs of a stack), `symmetric_cross_entropy` (any square score
@@ -14,6 +15,7 @@ use themselves:
 """
 
 from pmrl_bench.registry import register_method
+from pmrl_bench.runtime import fused
 from pmrl_bench.train.losses import (
     LogitScale,
     anchor_and_tuple,
@@ -36,6 +38,7 @@ __all__ = [
     "anchor_and_tuple",
     "cosine_mean",
     "directional_cross_entropy",
+    "fused",
     "gram_volume",
     "leading_spectrum",
     "present_modalities",

@@ -81,3 +81,18 @@ def test_progress_logs_periodic_lines_when_stderr_is_not_a_terminal(capsys):
     with Progress(10, "at -q", every_s=0.0) as bar:
         bar.update(10)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compile_option_scores_pmrl_compiled_and_says_so_in_the_record(monkeypatch, tmp_path):
+    monkeypatch.setenv(runtime.COMPILE_ENV, "0")  # restored after the test: main sets it to 1
+    monkeypatch.setattr(runtime, "_COMPILED", {})
+    args = ["run", "--method", "pmrl", "--limit", "70", *SMALL_ARGS]
+    assert main([*args, "--results-dir", str(tmp_path / "eager")]) == 0
+    assert runtime._COMPILED == {} and not runtime.compile_requested()
+    assert main([*args, "--compile", "--results-dir", str(tmp_path / "compiled")]) == 0
+    assert os.environ[runtime.COMPILE_ENV] == "1" and len(runtime._COMPILED) == 1
+    eager, compiled = (json.loads(next((tmp_path / d).rglob("*.json")).read_text()) for d in ("eager", "compiled"))
+    assert eager["env"]["compile"] is False and compiled["env"]["compile"] is True
+    assert compiled["run_id"] == eager["run_id"]  # the same run: compiling changes float rounding only
+    assert compiled["metrics"] == eager["metrics"]  # sigma_1 scores at most one float32 ulp apart: the same ranks

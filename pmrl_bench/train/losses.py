@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pmrl_bench.errors import BenchError
+from pmrl_bench.runtime import fused
 
 PAIR_BUDGET = 1 << 18  # (query, candidate) pairs per chunk in the pairwise closed forms
 
@@ -176,17 +177,24 @@ def _candidate_gram(parts: Sequence[Tensor]) -> dict[tuple[int, int], Tensor]:
     }
 
 
-def _tuple_gram(anchor: Tensor, parts: Sequence[Tensor], candidate: dict[tuple[int, int], Tensor]) -> Entry:
-    """Entries G[a][b] of the Gram matrix of (anchor_i, parts[0]_j, ...), float64, broadcastable to [Nq, Nc].
+def _tuple_gram(anchor: Tensor, stacked: Tensor, candidate: dict[tuple[int, int], Tensor]) -> dict[tuple[int, int], Tensor]:
+    """Entries G[a][b] (a <= b) of the Gram matrix of (anchor_i, parts[0]_j, ...), broadcastable to [Nq, Nc].
 
-    Anchor-only entries are [Nq, 1], candidate-only entries (`_candidate_gram`, computed once) [1, Nc],
-    mixed entries [Nq, Nc]; only the mixed ones cost a matrix product.
+    `stacked` is the parts one after another ([(k - 1) Nc, D]), so the mixed entries [Nq, Nc] come from one
+    matrix product, in the anchor's dtype (`_entries` reads them in float64); anchor-only entries are [Nq, 1],
+    candidate-only entries (`_candidate_gram`, computed once) [1, Nc].
     """
     table = dict(candidate)
     table[(0, 0)] = (anchor * anchor).sum(-1, keepdim=True).double()
-    for m, part in enumerate(parts, start=1):
-        table[(0, m)] = (anchor @ part.T).double()
-    return lambda a, b: table[(a, b) if a <= b else (b, a)]
+    for m, mixed in enumerate((anchor @ stacked.T).split(candidate[(1, 1)].shape[1], dim=1), start=1):
+        table[(0, m)] = mixed
+    return table
+
+
+def _entries(table: dict[tuple[int, int], Tensor]) -> Entry:
+    """The symmetric matrix of a `_tuple_gram` table, entry-wise in float64."""
+    wide = {key: value.double() for key, value in table.items()}
+    return lambda a, b: wide[(a, b) if a <= b else (b, a)]
 
 
 def _minor(entry: Entry, rows: tuple[int, ...], cols: tuple[int, ...], memo: dict[Any, Tensor]) -> Tensor:
@@ -222,13 +230,45 @@ def _subsets(items: tuple[int, ...], size: int) -> list[tuple[int, ...]]:
     return [(items[i], *rest) for i in range(len(items)) for rest in _subsets(items[i + 1 :], size - 1)]
 
 
-def _cubic_roots(p: Tensor, q: Tensor, count: int = 3) -> list[Tensor]:
-    """The first `count` of the three real roots (largest first) of y^3 + p y + q = 0 when all are real (trigonometric formula)."""
+def _cubic_roots(p: Tensor, q: Tensor) -> list[Tensor]:
+    """The three real roots (largest first) of y^3 + p y + q = 0 when all are real (trigonometric formula)."""
     m = (-p / 3).clamp_min(0).sqrt()
     cube = m * m * m
     arg = torch.where(cube > 0, (-q / 2) / cube.clamp_min(torch.finfo(p.dtype).tiny), torch.zeros_like(q))
     angle = torch.acos(arg.clamp(-1, 1)) / 3
-    return [2 * m * torch.cos(angle - 2 * math.pi * j / 3) for j in range(count)]
+    return [2 * m * torch.cos(angle - 2 * math.pi * j / 3) for j in range(3)]
+
+
+# d(h) / h as a degree-12 polynomial in h (lowest power first), d(h) = 2 cos(pi / 3 - 2 asin(h) / 3) - 1: the
+# Chebyshev interpolant on h in [0, 1] (tests/test_sigma1_accuracy.py rebuilds it), relative error <= 3e-12.
+_ROOT_POLY = (
+    1.1547005383760638, -0.22222222114240636, 0.10691665526352623, -0.06584224114221095, 0.04572022776592493,
+    -0.034023744889902625, 0.02618777804792262, -0.01987924358482413, 0.01383093276083127, -0.008016959104954537,
+    0.0034599678202403704, -0.000956147377140082, 0.00012445720863657621,
+)
+
+
+def _cubic_largest(p: Tensor, q: Tensor) -> Tensor:
+    """Largest root of y^3 + p y + q = 0 when all three are real, without trigonometric functions.
+
+    With m = sqrt(-p / 3) and h = sqrt((1 - q / (2 m^3)) / 2) in [0, 1], the root is m (1 + d(h)), d the
+    trigonometric formula's 2 cos(pi / 3 - 2 asin(h) / 3) - 1. d is analytic on [0, 1] and vanishes at h = 0
+    (the leading double root), so d(h) = h x polynomial (`_ROOT_POLY`) keeps its relative accuracy where the
+    two largest roots meet: the root carries the polynomial's 3e-12 relative error times d <= 1.
+    """
+    m = (p * (-1 / 3)).clamp_min(0).sqrt()
+    cube = m * m * m
+    half = (0.5 - q / (4 * cube).clamp_min(torch.finfo(p.dtype).tiny)).clamp(0, 1)  # any h when m = 0: y = 0
+    h = half.sqrt()
+    return m + m * h * _horner(h, _ROOT_POLY)
+
+
+def _horner(x: Tensor, coefficients: Sequence[float]) -> Tensor:
+    """sum_i c_i x^i (lowest power first), one fused multiply-add (`addcmul`) per degree."""
+    total = torch.full_like(x, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        total = torch.addcmul(x.new_tensor(c), total, x)
+    return total
 
 
 def _quartic_largest(p: Tensor, q: Tensor, r: Tensor) -> Tensor:
@@ -275,7 +315,7 @@ def _largest_eigenvalue(entry: Entry, k: int, exact: bool = False) -> Tensor:
 
     The matrix is shifted by its mean diagonal (B = G - qI, tr B = 0) so that the characteristic
     polynomial y^k + e_2 y^(k-2) - e_3 y^(k-3) + e_4 is depressed and its coefficients are free of
-    cancellation; its largest root comes from the quadratic, trigonometric-cubic or Ferrari formula,
+    cancellation; its largest root comes from the quadratic, cubic (`_cubic_largest`) or Ferrari formula,
     accurate to about 1e-8 relative at worst (near a multiple root), below float32 rounding. With
     `exact` (float64 results) k = 3, 4 are polished to the float64 eigensolver's accuracy (`_polished`).
     """
@@ -294,7 +334,7 @@ def _largest_eigenvalue(entry: Entry, k: int, exact: bool = False) -> Tensor:
     e = _principal_sums(shifted, k)
     if k == 2:
         return shift + (-e[0]).clamp_min(0).sqrt()
-    y = _cubic_roots(e[0], -e[1], 1)[0] if k == 3 else _quartic_largest(e[0], -e[1], e[2])
+    y = _cubic_largest(e[0], -e[1]) if k == 3 else _quartic_largest(e[0], -e[1], e[2])
     return _polished(entry, k, shift, y, e) if exact else shift + y
 
 
@@ -386,21 +426,28 @@ def gram_volume(anchor: Tensor, parts: Sequence[Tensor], eps: float = 0.0) -> Te
     return query_chunks(chunk, anchor, parts[0].shape[0])
 
 
+def _top_singular_of_gram(table: dict[tuple[int, int], Tensor], k: int, dtype: torch.dtype) -> Tensor:
+    """sigma_1 of every pair from its Gram entries (`_tuple_gram`), closed form in float64, rounded to `dtype`."""
+    return _largest_eigenvalue(_entries(table), k).clamp_min(0).sqrt().to(dtype)
+
+
 def top_singular_value(anchor: Tensor, parts: Sequence[Tensor]) -> Tensor:
     """`[Nq, Nc]` largest singular value of the stacked vectors [anchor_i, parts[0]_j, ..., parts[-1]_j].
 
     sigma_1 = sqrt(lambda_max(G)) of the k x k Gram matrix, in closed form for k <= 4 (float64), accurate to
     the result's float: float32 results carry the closed form's <= 1e-8, float64 ones are polished to agree
-    with a float64 eigensolver to 1e-12 relative.
+    with a float64 eigensolver to 1e-12 relative. Without gradients the per-pair closed form runs as one
+    compiled kernel when PMRL_BENCH_COMPILE=1 (`runtime.fused`).
     """
-    k, candidate = 1 + len(parts), _candidate_gram(parts)
-    exact = anchor.dtype == torch.float64
+    k, candidate, stacked, n_c = 1 + len(parts), _candidate_gram(parts), torch.cat(list(parts)), parts[0].shape[0]
+    if anchor.dtype == torch.float64:  # polished: data-dependent eigensolver calls, never compiled
 
-    def chunk(a: Tensor) -> Tensor:
-        lam = _largest_eigenvalue(_tuple_gram(a, parts, candidate), k, exact)
-        return lam.clamp_min(0).sqrt().to(anchor.dtype)
+        def polished(a: Tensor) -> Tensor:
+            return _largest_eigenvalue(_entries(_tuple_gram(a, stacked, candidate)), k, exact=True).clamp_min(0).sqrt()
 
-    return query_chunks(chunk, anchor, parts[0].shape[0])
+        return query_chunks(polished, anchor, n_c)
+    closed_form = fused(_top_singular_of_gram) if _in_place(anchor, *parts) else _top_singular_of_gram
+    return query_chunks(lambda a: closed_form(_tuple_gram(a, stacked, candidate), k, anchor.dtype), anchor, n_c)
 
 
 def cosine_mean(anchor: Tensor, parts: Sequence[Tensor]) -> Tensor:
