@@ -58,7 +58,8 @@ class RunResult(BaseModel):
     )
     protocol: dict[str, Any] = Field(default_factory=dict, description="split, sizes, caption policy, score, tie rule")
     timing: dict[str, float] = Field(default_factory=dict, description="train_s, eval_s, encode_s")
-    env: dict[str, Any] = Field(default_factory=dict, description="python, torch, device, host, git commit, versions")
+    env: dict[str, Any] = Field(default_factory=dict, description="python, torch, device, host, git commit, versions, "
+                                "torch threads, compile (whether --compile asked for compiled score kernels)")
     created_at: str = Field(description="UTC ISO-8601 time the record was written")
     task_meta: TaskMeta | None = Field(None, description="the task's version, primary metric and directions")
     limited: bool = Field(False, description="a --limit quick check on the first items only (kept off leaderboards)")

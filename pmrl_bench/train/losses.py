@@ -177,7 +177,9 @@ def _candidate_gram(parts: Sequence[Tensor]) -> dict[tuple[int, int], Tensor]:
     }
 
 
-def _tuple_gram(anchor: Tensor, stacked: Tensor, candidate: dict[tuple[int, int], Tensor]) -> dict[tuple[int, int], Tensor]:
+def _tuple_gram(
+    anchor: Tensor, stacked: Tensor, candidate: dict[tuple[int, int], Tensor]
+) -> dict[tuple[int, int], Tensor]:
     """Entries G[a][b] (a <= b) of the Gram matrix of (anchor_i, parts[0]_j, ...), broadcastable to [Nq, Nc].
 
     `stacked` is the parts one after another ([(k - 1) Nc, D]), so the mixed entries [Nq, Nc] come from one
@@ -443,7 +445,8 @@ def top_singular_value(anchor: Tensor, parts: Sequence[Tensor]) -> Tensor:
     if anchor.dtype == torch.float64:  # polished: data-dependent eigensolver calls, never compiled
 
         def polished(a: Tensor) -> Tensor:
-            return _largest_eigenvalue(_entries(_tuple_gram(a, stacked, candidate)), k, exact=True).clamp_min(0).sqrt()
+            lam = _largest_eigenvalue(_entries(_tuple_gram(a, stacked, candidate)), k, exact=True)
+            return lam.clamp_min(0).sqrt()
 
         return query_chunks(polished, anchor, n_c)
     closed_form = fused(_top_singular_of_gram) if _in_place(anchor, *parts) else _top_singular_of_gram
