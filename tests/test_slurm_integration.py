@@ -123,11 +123,14 @@ def test_a_preempted_job_requeues_resumes_and_ends_bit_identical(slurm_profile, 
     assert main(["sweep", str(path), "--profile", str(slurm_profile)]) == 0
     capsys.readouterr()
     job_id = read_state(sweep)[planned.run_id]["job_id"]
-    import submitit
-
-    job = submitit.SlurmJob(folder=sweep.folder / "%j", job_id=job_id)
     wait_until(checkpoint_path(sweep.results_dir, planned.run_id).is_file, 60, "the epoch-1 checkpoint")
-    job._interrupt()  # scancel --signal TERM then USR2: submitit checkpoints and requeues the job
+    # preemption as SLURM signals it: TERM (submitit notes it), then USR2 (submitit checkpoints and requeues).
+    # submitit's own SlurmJob._interrupt sends both back to back; when USR2 is handled first, the job counts
+    # as timed out and the late TERM can kill its `scontrol requeue` (seen once in CI), so wait in between
+    out = sweep.folder / job_id / f"{job_id}_0_log.out"
+    subprocess.check_call(["scancel", job_id, "--signal", "TERM"])
+    wait_until(lambda: out.is_file() and "Bypassing signal SIGTERM" in out.read_text(), 30, "submitit to note the SIGTERM", 0.2)
+    subprocess.check_call(["scancel", job_id, "--signal", "USR2"])
     reference = reference_run(tmp_path, planned.request)
 
     wait_until(lambda: planned.path.is_file(), 90, "the requeued job's record", 0.5)
