@@ -93,7 +93,7 @@ def add_runtime_options(p: argparse.ArgumentParser, threads: bool, scores: bool)
     if scores:
         p.add_argument("--compile", action="store_true",
                        help=f"score with compiled kernels where a method's score has one (pmrl's sigma_1; "
-                            f"torch.compile, also {COMPILE_ENV}=1, inherited by sweep jobs): about 5x faster "
+                            f"torch.compile, also {COMPILE_ENV}=1; a sweep passes it to its jobs): about 5x faster "
                             "on large galleries after a first call that compiles for 5-15 s")
 
 

@@ -46,7 +46,7 @@ def apply_threads(threads: int | None) -> int:
 
 
 def compile_requested(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether PMRL_BENCH_COMPILE asks for compiled kernels (set by `--compile`; jobs a sweep starts inherit it)."""
+    """Whether PMRL_BENCH_COMPILE asks for compiled kernels (set by `--compile`; sweep jobs get it in their spec)."""
     return (os.environ if environ is None else environ).get(COMPILE_ENV, "") not in ("", "0")
 
 

@@ -15,6 +15,7 @@ from pmrl_bench.cluster.executors import Profile, SweepTask, make_executor, run_
 from pmrl_bench.cluster.sweep import load_sweep, plan_sweep, run_statuses
 from pmrl_bench.results.record import read_result
 from pmrl_bench.runner import RunRequest, checkpoint_path, execute, plan_run
+from pmrl_bench.runtime import COMPILE_ENV
 from tests.helpers import SMALL
 
 # Long enough (~0.1 s per epoch on an idle 2-core machine) that a signal sent right after the epoch-1
@@ -113,3 +114,15 @@ def test_a_failing_run_writes_a_failed_record_and_the_task_goes_on(tmp_path, mon
     assert not ckpt.exists()
     assert read_result(planned[1].path).status == "ok"
     assert run_task(task_spec("fails", planned[1:], Profile(), None))[0]["skipped"]  # done: not run again
+
+
+def test_compile_travels_in_the_job_spec(monkeypatch, tmp_path):
+    planned = [plan_run(RunRequest(method="clip", seed=0, overrides=SMALL, results_dir=str(tmp_path)))]
+    monkeypatch.setenv(COMPILE_ENV, "0")  # restored after the test
+    assert task_spec("s", planned, Profile(), None)["compile"] is False
+    monkeypatch.setenv(COMPILE_ENV, "1")
+    spec = task_spec("s", planned, Profile(), None)
+    assert spec["compile"] is True
+    monkeypatch.setenv(COMPILE_ENV, "0")  # a cluster that passes no environment on: the spec still says so
+    run_task(spec)
+    assert os.environ[COMPILE_ENV] == "1" and read_result(planned[0].path).env["compile"] is True

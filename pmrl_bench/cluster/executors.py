@@ -24,7 +24,7 @@ from pmrl_bench.errors import BenchError, unknown_name
 from pmrl_bench.paths import PROFILES_DIR
 from pmrl_bench.plan import RunRequest, checkpoint_path, plan_run
 from pmrl_bench.results.record import write_result
-from pmrl_bench.runtime import setup_logging
+from pmrl_bench.runtime import COMPILE_ENV, compile_requested, setup_logging
 from pmrl_bench.safeio import read_yaml_file
 
 LOG = logging.getLogger(__name__)
@@ -196,10 +196,13 @@ class SweepTask(Checkpointable):
 
 
 def task_spec(sweep: str, planned: Sequence[Any], profile: Profile, submit_commit: str | None) -> dict[str, Any]:
-    """The plain, JSON-serialisable input of one job: its RunRequest dicts on the profile's device, run ids."""
+    """The plain, JSON-serialisable input of one job: its RunRequest dicts on the profile's device, run ids.
+
+    `compile` carries `--compile` to the job itself, whatever environment the cluster passes on.
+    """
     runs = [p.request.model_copy(update={"device": profile.device}).model_dump(mode="json") for p in planned]
     return {"sweep": sweep, "runs": runs, "run_ids": [p.run_id for p in planned],
-            "threads": profile.cpus_per_task, "submit_commit": submit_commit}
+            "threads": profile.cpus_per_task, "submit_commit": submit_commit, "compile": compile_requested()}
 
 
 def _log(msg: str) -> None:
@@ -220,6 +223,8 @@ def run_task(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
     setup_logging(0)  # a job's log lines go to its stderr file
     torch.set_num_threads(int(spec["threads"]))
+    if spec.get("compile"):
+        os.environ[COMPILE_ENV] = "1"
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
     job_id = (f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else None) or os.environ.get(
         "SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or str(os.getpid())
