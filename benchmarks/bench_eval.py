@@ -130,7 +130,7 @@ def sigma1_check(score: Callable[[], object], text: torch.Tensor, cands: dict[st
     rows = min(200, text.shape[0])
     parts = [unit(c) for c in cands.values()]
     entry = losses._entries(losses._tuple_gram(unit(text[:rows]), torch.cat(parts), losses._candidate_gram(parts)))
-    gram = torch.stack([torch.stack(torch.broadcast_tensors(*[entry(a, b) for b in range(3)]), -1) for a in range(3)], -2)
+    gram = losses._full_matrix(entry, 3)
     ref = torch.linalg.eigvalsh(gram)[..., -1].clamp_min(0).sqrt()
     got = score()[:rows].cpu()  # type: ignore[index]
     ref = ref.cpu()

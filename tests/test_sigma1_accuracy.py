@@ -120,7 +120,7 @@ def test_float32_scores_are_float64_eigvalsh_rounded():
     parts[0][20:30] = unit(parts[1][20:30] + 1e-6 * torch.randn(10, 16, generator=g))
     table = losses._tuple_gram(anchor, torch.cat(parts), losses._candidate_gram(parts))
     entry = losses._entries(table)
-    gram = torch.stack([torch.stack(torch.broadcast_tensors(*[entry(a, b) for b in range(3)]), -1) for a in range(3)], -2)
+    gram = losses._full_matrix(entry, 3)
     ref = torch.linalg.eigvalsh(gram)[..., -1].sqrt()
     assert rel_err(losses._top_singular_of_gram(table, 3, torch.float64), ref) <= 1e-11
     assert int((top_singular_value(anchor, parts) != ref.float()).sum()) <= 1

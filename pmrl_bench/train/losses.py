@@ -291,11 +291,17 @@ def _char_poly(y: Tensor, e: Sequence[Tensor], k: int) -> tuple[Tensor, Tensor, 
             y2 * y2 + (e[0] * y2).abs() + (e[1] * y).abs() + e[2].abs())
 
 
+def _full_matrix(entry: Entry, k: int) -> Tensor:
+    """The `[..., k, k]` matrices of a symmetric matrix given entry-wise, its entries broadcast to one shape."""
+    cells = torch.broadcast_tensors(*[entry(a, b) for a in range(k) for b in range(k)])
+    return torch.stack(cells, -1).unflatten(-1, (k, k))
+
+
 def _polished(entry: Entry, k: int, shift: Tensor, y: Tensor, e: Sequence[Tensor]) -> Tensor:
     """shift + y after two Newton steps on the characteristic polynomial; batched eigvalsh where ill-conditioned.
 
-    The closed forms lose up to about sqrt(machine epsilon) where roots nearly coincide (the acos of the
-    trigonometric formula at +-1). Newton restores a simple root to the float; a root whose rounding
+    The closed forms lose up to about sqrt(machine epsilon) where roots nearly coincide (the characteristic
+    polynomial's coefficients fix a multiple root only to that). Newton restores a simple root to the float; a root whose rounding
     sensitivity (eps x sum of |terms| / |f'|) exceeds 1e-13 relative (a leading double root, a near tie)
     is recomputed by `torch.linalg.eigvalsh` on those pairs only.
     """
@@ -306,8 +312,7 @@ def _polished(entry: Entry, k: int, shift: Tensor, y: Tensor, e: Sequence[Tensor
     _, df, size = _char_poly(y, e, k)
     ill = 16 * torch.finfo(lam.dtype).eps * size > 1e-13 * lam.abs() * df.abs()
     if bool(ill.any()):
-        shape = ill.shape
-        full = torch.stack([torch.stack([entry(a, b).expand(shape)[ill] for b in range(k)], -1) for a in range(k)], -2)
+        full = _full_matrix(lambda a, b: entry(a, b).expand(ill.shape)[ill], k)
         lam = lam.masked_scatter(ill, torch.linalg.eigvalsh(full)[..., -1])
     return lam
 
@@ -324,10 +329,7 @@ def _largest_eigenvalue(entry: Entry, k: int, exact: bool = False) -> Tensor:
     if k == 1:
         return entry(0, 0)
     if k > 4:
-        full = torch.stack(
-            [torch.stack(torch.broadcast_tensors(*[entry(a, b) for b in range(k)]), -1) for a in range(k)], -2
-        )
-        return torch.linalg.eigvalsh(full)[..., -1]
+        return torch.linalg.eigvalsh(_full_matrix(entry, k))[..., -1]
     shift = sum(entry(a, a) for a in range(k)) / k
 
     def shifted(a: int, b: int) -> Tensor:
