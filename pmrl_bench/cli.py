@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pmrl_bench import __version__
 from pmrl_bench.errors import EXIT_BROKEN_PIPE, EXIT_ENVIRONMENT, BenchError, EnvironmentFailure
-from pmrl_bench.runtime import COMPILE_ENV, apply_threads, setup_logging
+from pmrl_bench.runtime import COMPILE_ENV, apply_threads, env_flag, setup_logging
 
 LOG = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors exit 2, the environment 3, anything unexpected 1; one line each, no traceback."""
     args = build_parser().parse_args(argv)
     setup_logging(args.verbosity)
-    debug = args.debug or os.environ.get("PMRL_BENCH_DEBUG", "") not in ("", "0")
+    debug = args.debug or env_flag("PMRL_BENCH_DEBUG")
     module_name, func_name = HANDLERS[args.verb].split(":")
     try:
         if getattr(args, "include", None) or getattr(args, "include_path", None):

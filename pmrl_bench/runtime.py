@@ -45,9 +45,14 @@ def apply_threads(threads: int | None) -> int:
     return n
 
 
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether an on/off environment variable is on: set, and neither empty nor 0."""
+    return (os.environ if environ is None else environ).get(name, "") not in ("", "0")
+
+
 def compile_requested(environ: Mapping[str, str] | None = None) -> bool:
     """Whether PMRL_BENCH_COMPILE asks for compiled kernels (set by `--compile`; sweep jobs get it in their spec)."""
-    return (os.environ if environ is None else environ).get(COMPILE_ENV, "") not in ("", "0")
+    return env_flag(COMPILE_ENV, environ)
 
 
 def fused(fn: Fn) -> Fn:
