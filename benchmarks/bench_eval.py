@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from bench_methods import (  # shared with the methods benchmark (run from benchmarks/)
     batched_reference,
     peak_bytes,
+    sync,
 )
 from bench_train import gram_volume_before  # the Gram volume before issue 12
 
@@ -61,7 +62,7 @@ DEVICE = "cpu"  # set from --device in main()
 def clock() -> float:
     """Process CPU seconds on CPU; wall seconds after the device's queued work has finished on CUDA."""
     if DEVICE.startswith("cuda"):
-        torch.cuda.synchronize()
+        sync(DEVICE)
         return time.perf_counter()
     return time.process_time()
 
@@ -131,9 +132,8 @@ def sigma1_check(score: Callable[[], object], text: torch.Tensor, cands: dict[st
     parts = [unit(c) for c in cands.values()]
     entry = losses._entries(losses._tuple_gram(unit(text[:rows]), torch.cat(parts), losses._candidate_gram(parts)))
     gram = losses._full_matrix(entry, 3)
-    ref = torch.linalg.eigvalsh(gram)[..., -1].clamp_min(0).sqrt()
+    ref = torch.linalg.eigvalsh(gram)[..., -1].clamp_min(0).sqrt().cpu()
     got = score()[:rows].cpu()  # type: ignore[index]
-    ref = ref.cpu()
     return f"{int((got != ref.float()).sum())} of {got.numel():,} (max rel. {float(((got.double() - ref).abs() / ref).max()):.1e})"
 
 
